@@ -1,0 +1,174 @@
+"""The adapter contract: what an adapter plugin provides and what the core gives it.
+
+An adapter plugin provides an :class:`AdapterType` subclass (registered through the
+``register_adapters`` hook) with:
+
+* ``name``: the ``type`` key of its configs (``"lora"``);
+* ``config_class``: an :class:`AdapterConfig` subclass (pydantic, unknown fields rejected, every field
+  described, ranges validated);
+* ``default_targets`` / ``default_kind`` or an override of :meth:`AdapterType.placements`: where it goes,
+  in roles;
+* :meth:`AdapterType.create_layer`: builds one :class:`AdapterLayer` for one :class:`Site`.
+
+The core does everything else: resolving targets, wrapping modules, freezing the base, naming, switching,
+saving, loading, merging and detaching.
+
+Layer kinds and the order in which the core's wrapper composes them around one base module ``W``
+(adapters in the order they were attached; see :mod:`llm_adapters.wrapper`)::
+
+    x' = pre_n(...pre_1(x))                 # "pre":      returns the new input,  e.g. x + f(x)
+    y  = W(x') + sum_i par_i(x', W(x'))     # "parallel": returns a delta added to the output
+    y' = post_n(...post_1(y))               # "post":     returns the new output, e.g. y + f(y)
+
+Parallel layers see the base's actual input ``x'`` so that merging a mergeable layer into ``W`` gives
+exactly the unmerged output. A mergeable layer (``mergeable = True``) also implements
+:meth:`AdapterLayer.delta_weight`.
+
+Prompt-based methods (prefix / prompt tuning) are *model-level*: they implement
+:meth:`AdapterType.create_model_adapter` instead of placements and return a :class:`ModelAdapter`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+
+if TYPE_CHECKING:
+    from .family import AttentionDims, ModelFamily
+
+Kind = Literal["pre", "parallel", "post"]
+KINDS: tuple[str, ...] = ("pre", "parallel", "post")
+
+
+class AdapterConfig(BaseModel):
+    """Base class of every adapter config.
+
+    Subclasses set ``type: Literal["<name>"] = "<name>"`` and add their own fields, each with
+    ``Field(description=...)`` and validated ranges.
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    type: str = Field(description="The adapter type: the name an installed adapter plugin registered.")
+    target_modules: list[str] | str | None = Field(
+        default=None,
+        description=(
+            "Where to attach. A list whose entries are roles (attn.q, mlp.down, ... resolved by the model's "
+            "family) or module-name suffixes matched on whole path components (q_proj, mlp.down_proj); or a "
+            "single string, a regular expression matched against the full module path. Default: the "
+            "adapter type's own placement, in roles."
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class Placement:
+    """One place to attach: a role, a module-name suffix or (``regex=True``) a full-path regex."""
+
+    target: str
+    kind: Kind
+    regex: bool = False
+
+
+@dataclass
+class Site:
+    """Where one adapter layer sits: handed to :meth:`AdapterType.create_layer`.
+
+    ``in_features`` / ``out_features`` are the sizes the layer sees: for a part of a fused projection,
+    ``out_features`` is the size of that part. They are None for modules that are not linear layers
+    (a whole block, a norm). ``weight()`` gives the live base weight in ``(out, in)`` layout (transposed
+    for GPT-2's ``Conv1D``, only the part's rows for a fused part), for layers whose math needs it.
+    """
+
+    module_path: str
+    kind: Kind
+    role: str | None
+    part: str | None
+    in_features: int | None
+    out_features: int | None
+    dtype: torch.dtype
+    device: torch.device
+    family: ModelFamily | None = None
+    _weight_fn: Any = field(default=None, repr=False)
+
+    def weight(self) -> torch.Tensor:
+        if self._weight_fn is None:
+            raise TypeError(f"{self.module_path} has no weight matrix")
+        return self._weight_fn()
+
+    def features(self, kind: Kind | None = None) -> tuple[int, int]:
+        """(d_in, d_out) of the adapter's own function for this kind; errors on non-linear sites."""
+        if self.in_features is None or self.out_features is None:
+            raise TypeError(f"{self.module_path} is not a Linear or Conv1D layer")
+        kind = kind or self.kind
+        if kind == "pre":
+            return self.in_features, self.in_features
+        if kind == "post":
+            return self.out_features, self.out_features
+        return self.in_features, self.out_features
+
+
+class AdapterLayer(nn.Module):
+    """One adapter's contribution at one site. Subclasses implement ``forward`` for their kind:
+
+    * ``pre``:  ``forward(x) -> x'``  (x: ``(..., d_in)``)
+    * ``parallel``: ``forward(x, base_output) -> delta`` (x: ``(..., d_in)``, result ``(..., d_out)``)
+    * ``post``: ``forward(y) -> y'``  (y: ``(..., d_out)``)
+
+    Inputs arrive in the layer's own parameter dtype; the core casts results back.
+    """
+
+    mergeable: ClassVar[bool] = False
+    #: True when delta_weight() depends on the base weight (DoRA): the core then keeps the delta it merged
+    #: so that unmerge subtracts exactly that.
+    delta_uses_base_weight: ClassVar[bool] = False
+
+    def delta_weight(self) -> torch.Tensor:
+        """``(d_out, d_in)`` change to the base weight equivalent to this layer (mergeable layers only)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot be merged")
+
+
+class ModelAdapter(nn.Module):
+    """A model-level adapter (prompt-based methods). The core stores it on the model, saves its parameters,
+    and calls :meth:`pre_forward` before every forward of the model while it is active."""
+
+    def pre_forward(self, model: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+        raise NotImplementedError
+
+    def on_detach(self, model: nn.Module) -> None:
+        """Undo anything :meth:`pre_forward` or construction changed on the model."""
+
+
+class AdapterType:
+    """Base class of adapter types. See the module docstring for the contract."""
+
+    name: ClassVar[str]
+    config_class: ClassVar[type[AdapterConfig]]
+    description: ClassVar[str] = ""
+    #: roles (or suffixes) used when the config gives no target_modules
+    default_targets: ClassVar[tuple[str, ...]] = ()
+    default_kind: ClassVar[Kind] = "parallel"
+    #: whether layers of this type can be merged into the base weights (the conformance suite reads it)
+    mergeable: ClassVar[bool] = False
+    #: model-level types (prompt-based methods) set this and implement create_model_adapter
+    model_level: ClassVar[bool] = False
+
+    def placements(self, config: AdapterConfig) -> list[Placement]:
+        """Where to attach, in order. Default: ``config.target_modules`` or ``default_targets``, all of
+        ``default_kind``; a string ``target_modules`` is a regex."""
+        targets = config.target_modules
+        if isinstance(targets, str):
+            return [Placement(targets, self.default_kind, regex=True)]
+        return [Placement(t, self.default_kind) for t in (targets or self.default_targets)]
+
+    def create_layer(self, config: AdapterConfig, site: Site) -> AdapterLayer:
+        raise NotImplementedError(f"adapter type {self.name!r} does not build module layers")
+
+    def create_model_adapter(
+        self, config: AdapterConfig, model: nn.Module, dims: AttentionDims | None
+    ) -> ModelAdapter:
+        raise NotImplementedError(f"adapter type {self.name!r} is not model-level")

@@ -1,0 +1,245 @@
+"""Adapter files: ``adapter_config.json`` + ``adapter_model.safetensors`` in a directory.
+
+``adapter_config.json`` holds the format version, the adapter type and its config, the plugin that wrote it
+(distribution and version), the core's version, the base model (name, model_type, a fingerprint of its
+parameter shapes) and the resolved targets. Tensor keys carry the module path, never the adapter's name,
+so a file loads under any name. Nothing is ever unpickled. Files are written under a temporary name and
+renamed, so an interrupted save never leaves a half-written adapter behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from . import __version__
+from .config import parse_config
+from .engine import _state, adapter_tensors, attach, detach, has_adapters
+from .errors import AdapterFileError, ConfigError
+from .registry import adapter_provider, get_registry
+from .targets import MODEL_LEVEL_ATTR
+from .wrapper import AdaptedModule
+
+FORMAT_VERSION = 1
+CONFIG_NAME = "adapter_config.json"
+WEIGHTS_NAME = "adapter_model.safetensors"
+
+
+# ---- the base model's identity ------------------------------------------------------------------
+def base_parameter_shapes(model: nn.Module) -> dict[str, tuple[int, ...]]:
+    """Shapes of the base model's parameters under their original names (adapters excluded)."""
+    shapes: dict[str, tuple[int, ...]] = {}
+
+    def walk(mod: nn.Module, prefix: str) -> None:
+        for pname, p in mod.named_parameters(recurse=False):
+            shapes[f"{prefix}{pname}"] = tuple(p.shape)
+        for cname, child in mod.named_children():
+            if cname == MODEL_LEVEL_ATTR:
+                continue
+            if isinstance(child, AdaptedModule):
+                walk(child.base, f"{prefix}{cname}.")
+            else:
+                walk(child, f"{prefix}{cname}.")
+
+    walk(model, "")
+    return shapes
+
+
+def fingerprint(model: nn.Module) -> str:
+    """A short digest of the base model's parameter names and shapes (not values)."""
+    h = hashlib.sha256()
+    for name, shape in sorted(base_parameter_shapes(model).items()):
+        h.update(f"{name}:{','.join(map(str, shape))};".encode())
+    return h.hexdigest()[:16]
+
+
+def _base_info(model: nn.Module) -> dict[str, Any]:
+    config = getattr(model, "config", None)
+    shapes = base_parameter_shapes(model)
+    return {
+        "name_or_path": getattr(config, "_name_or_path", None) or getattr(config, "name_or_path", None),
+        "model_type": getattr(config, "model_type", None),
+        "fingerprint": fingerprint(model),
+        "num_parameters": int(sum(torch.Size(s).numel() for s in shapes.values())),
+    }
+
+
+# ---- writing ------------------------------------------------------------------------------------
+def _atomic_write(path: Path, write: Any) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _only_name(model: nn.Module, name: str | None, what: str) -> str:
+    state = _state(model)
+    if name is not None:
+        if name not in state.records:
+            raise AdapterFileError(f"{what}: no adapter named {name!r} (attached: {', '.join(state.records) or 'none'})")
+        return name
+    if len(state.records) == 1:
+        return next(iter(state.records))
+    raise AdapterFileError(f"{what}: several adapters are attached ({', '.join(state.records)}); pass name=")
+
+
+def save_adapter(model: nn.Module, path: str | os.PathLike[str], name: str | None = None) -> Path:
+    """Write adapter ``name`` (default: the only one) to the directory ``path``; returns the directory."""
+    name = _only_name(model, name, "save_adapter")
+    rec = _state(model).records[name]
+    out = Path(path)
+    out.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in adapter_tensors(model, name).items()}
+    if any(t.device.type == "meta" for t in tensors.values()):
+        raise AdapterFileError("save_adapter: the adapter lives on the meta device and has no values to save")
+    plugin, version = adapter_provider(rec.config.type)
+    meta = {
+        "format_version": FORMAT_VERSION,
+        "adapter_type": rec.config.type,
+        "config": rec.config.model_dump(mode="json"),
+        "plugin": {"name": plugin, "version": version},
+        "core_version": __version__,
+        "base_model": _base_info(model),
+        "targets": [
+            {"module": s.module_path, "kind": s.kind, "part": s.part, "role": s.role} for s in rec.sites
+        ],
+    }
+    _atomic_write(out / WEIGHTS_NAME, lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))
+    _atomic_write(out / CONFIG_NAME, lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2) + "\n"))
+    return out
+
+
+# ---- reading ------------------------------------------------------------------------------------
+def read_adapter_config(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The parsed ``adapter_config.json`` of an adapter directory, checked for its format."""
+    d = Path(path)
+    cfg_path = d / CONFIG_NAME
+    if not d.is_dir():
+        raise AdapterFileError(f"{d}: not a directory; an adapter is a directory holding {CONFIG_NAME} and {WEIGHTS_NAME}")
+    if not cfg_path.is_file():
+        hint = ""
+        if (d / "adapter_model.bin").exists():
+            hint = " (adapter_model.bin is a pickle; llm-adapters never loads pickles: convert it to safetensors)"
+        raise AdapterFileError(f"{d}: {CONFIG_NAME} is missing{hint}")
+    try:
+        meta = json.loads(cfg_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise AdapterFileError(f"{cfg_path}: not valid JSON: {exc}") from None
+    if not isinstance(meta, dict):
+        raise AdapterFileError(f"{cfg_path}: expected a JSON object")
+    for key in ("format_version", "adapter_type", "config"):
+        if key not in meta:
+            raise AdapterFileError(f"{cfg_path}: the key {key!r} is missing; is this an llm-adapters adapter?")
+    fv = meta["format_version"]
+    if not isinstance(fv, int) or fv > FORMAT_VERSION:
+        raise AdapterFileError(
+            f"{cfg_path}: format_version {fv!r} is newer than this llm-adapters-core ({__version__}) "
+            f"reads (up to {FORMAT_VERSION}); upgrade llm-adapters-core"
+        )
+    return meta
+
+
+def load_adapter(
+    model: nn.Module,
+    path: str | os.PathLike[str],
+    name: str | None = None,
+    *,
+    check_base: bool = True,
+) -> nn.Module:
+    """Attach the adapter stored in directory ``path`` as ``name`` (default: the directory's name, or
+    ``"default"`` if that is free) and load its weights.
+
+    Checks, each with a message saying exactly what does not fit: the file format, the adapter type being
+    installed, the plugin version, the base model (fingerprint), missing and unexpected tensor keys, and
+    shapes. On any failure nothing is left attached.
+    """
+    d = Path(path)
+    meta = read_adapter_config(d)
+    atype = meta["adapter_type"]
+    get_registry()  # raises on plugin conflicts before we touch the model
+    cfg_dict = dict(meta["config"])
+    cfg_dict["type"] = atype
+    try:
+        cfg = parse_config(cfg_dict, lenient=True)
+    except ConfigError as exc:
+        raise AdapterFileError(f"{d / CONFIG_NAME}: {exc}") from None
+    plugin = meta.get("plugin") or {}
+    installed_plugin, installed_version = adapter_provider(atype)
+    if plugin.get("version") and installed_version and _major(plugin["version"]) > _major(installed_version):
+        warnings.warn(
+            f"{d}: written by {plugin.get('name')} {plugin['version']}, newer than the installed "
+            f"{installed_plugin} {installed_version}; upgrade it if loading fails",
+            stacklevel=2,
+        )
+    base = meta.get("base_model") or {}
+    if check_base and base.get("fingerprint") and base["fingerprint"] != fingerprint(model):
+        here = _base_info(model)
+        raise AdapterFileError(
+            f"{d}: this adapter was trained on a different base model: {base.get('name_or_path')!r} "
+            f"(model_type {base.get('model_type')}, {base.get('num_parameters')} parameters, fingerprint "
+            f"{base['fingerprint']}); this model is {here['name_or_path']!r} (model_type "
+            f"{here['model_type']}, {here['num_parameters']} parameters, fingerprint {here['fingerprint']}). "
+            "Load it on its own base model, or pass check_base=False to try anyway"
+        )
+    weights = d / WEIGHTS_NAME
+    if not weights.is_file():
+        raise AdapterFileError(f"{d}: {WEIGHTS_NAME} is missing")
+    try:
+        tensors = load_file(str(weights), device="cpu")
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise AdapterFileError(f"{weights}: not a readable safetensors file: {exc}") from None
+    if name is None:
+        taken = set(_state(model).records) if has_adapters(model) else set()
+        name = "default" if "default" not in taken else d.name
+    attach(model, cfg, name=name)
+    try:
+        _copy_in(model, name, tensors, weights)
+    except Exception:
+        detach(model, name)
+        raise
+    return model
+
+
+def _major(version: str) -> int:
+    try:
+        return int(str(version).split(".")[0])
+    except ValueError:
+        return 0
+
+
+@torch.no_grad()
+def _copy_in(model: nn.Module, name: str, tensors: dict[str, torch.Tensor], where: Path) -> None:
+    own = adapter_tensors(model, name)
+    missing = sorted(set(own) - set(tensors))
+    unexpected = sorted(set(tensors) - set(own))
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} missing key(s), e.g. {', '.join(missing[:3])}")
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected key(s), e.g. {', '.join(unexpected[:3])}")
+    bad = [
+        f"{k}: file {tuple(tensors[k].shape)} vs model {tuple(own[k].shape)}"
+        for k in sorted(set(own) & set(tensors))
+        if tuple(own[k].shape) != tuple(tensors[k].shape)
+    ]
+    if bad:
+        problems.append(f"{len(bad)} shape mismatch(es): {'; '.join(bad[:3])}")
+    if problems:
+        raise AdapterFileError(f"{where} does not fit this model: " + "; ".join(problems))
+    for k, t in own.items():
+        t.copy_(tensors[k].to(device=t.device, dtype=t.dtype))

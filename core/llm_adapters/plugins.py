@@ -1,0 +1,181 @@
+"""Plugin discovery and the plugin manager.
+
+The manager is built by :func:`get_plugin_manager`, never at import time. Discovery reads the entry points
+of the group ``llm_adapters``; environment variables choose among them:
+
+* ``LLM_ADAPTERS_PLUGINS=a,b``: load only these (distribution or entry-point names); empty: load none.
+* ``LLM_ADAPTERS_DISABLE_PLUGINS=a,b``: load all but these.
+* ``LLM_ADAPTERS_STRICT_PLUGINS=1``: a plugin that fails to load raises instead of being skipped.
+
+A plugin that fails to import, implements a hook the specs do not define (a misspelling), or fails to
+register is skipped with a warning and listed with its error by ``llm-adapters plugins``.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata as md
+import os
+import re
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import pluggy
+
+from . import hookspecs
+from .errors import PluginError
+
+GROUP = "llm_adapters"
+ENV_ONLY = "LLM_ADAPTERS_PLUGINS"
+ENV_DISABLE = "LLM_ADAPTERS_DISABLE_PLUGINS"
+ENV_STRICT = "LLM_ADAPTERS_STRICT_PLUGINS"
+
+
+@dataclass
+class PluginRecord:
+    """What ``llm-adapters plugins`` shows about one plugin."""
+
+    name: str
+    version: str | None
+    entry_point: str | None
+    hooks: list[str] = field(default_factory=list)
+    adapters: list[str] = field(default_factory=list)
+    model_families: list[str] = field(default_factory=list)
+    tasks: list[str] = field(default_factory=list)
+    error: str | None = None
+    plugin: Any = field(default=None, repr=False, compare=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "entry_point": self.entry_point,
+            "hooks": self.hooks,
+            "adapters": self.adapters,
+            "model_families": self.model_families,
+            "tasks": self.tasks,
+            "error": self.error,
+        }
+
+
+class PluginManager(pluggy.PluginManager):
+    """A pluggy manager that also keeps a :class:`PluginRecord` per plugin, failed ones included."""
+
+    def __init__(self) -> None:
+        super().__init__(hookspecs.PROJECT)
+        self.add_hookspecs(hookspecs)
+        self.records: dict[str, PluginRecord] = {}
+
+    def add_plugin(
+        self,
+        plugin: Any,
+        name: str,
+        *,
+        version: str | None = None,
+        entry_point: str | None = None,
+    ) -> PluginRecord:
+        """Register ``plugin`` under ``name``; a misspelt hook makes it fail (recorded, and raised in strict
+        mode)."""
+        record = PluginRecord(name=name, version=version, entry_point=entry_point, plugin=plugin)
+        self.records[name] = record
+        try:
+            self.register(plugin, name=name)
+        except Exception as exc:  # pluggy rejects invalid signatures here
+            self._fail(record, f"could not register: {exc}")
+            return record
+        unknown = [
+            hc.name for hc in (self.get_hookcallers(plugin) or []) if not hc.has_spec()
+        ]
+        if unknown:
+            self.unregister(plugin)
+            known = ", ".join(sorted(n for n in dir(self.hook) if not n.startswith("_")))
+            self._fail(
+                record,
+                f"implements unknown hook(s) {', '.join(sorted(unknown))}; "
+                f"the hooks are: {known}",
+            )
+            return record
+        record.hooks = sorted(hc.name for hc in (self.get_hookcallers(plugin) or []))
+        return record
+
+    def add_failed(self, name: str, error: str, *, version: str | None, entry_point: str | None) -> None:
+        record = PluginRecord(name=name, version=version, entry_point=entry_point)
+        self.records[name] = record
+        self._fail(record, error)
+
+    def _fail(self, record: PluginRecord, error: str) -> None:
+        record.error = error
+        if strict():
+            raise PluginError(f"plugin {record.name!r}: {error}")
+        warnings.warn(f"llm-adapters: skipping plugin {record.name!r}: {error}", stacklevel=3)
+
+    def fail_plugin(self, name: str, error: str) -> None:
+        """Mark an already registered plugin as failed (e.g. its register hook raised) and unregister it."""
+        record = self.records[name]
+        if record.plugin is not None and self.is_registered(record.plugin):
+            self.unregister(record.plugin)
+        self._fail(record, error)
+
+
+def strict() -> bool:
+    return os.environ.get(ENV_STRICT, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _normalise(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _names_from_env(var: str) -> set[str] | None:
+    value = os.environ.get(var)
+    if value is None:
+        return None
+    return {_normalise(part) for part in value.split(",") if part.strip()}
+
+
+def load_entry_points(pm: PluginManager) -> None:
+    """Discover entry points of the group ``llm_adapters`` and register the chosen ones."""
+    only = _names_from_env(ENV_ONLY)
+    disabled = _names_from_env(ENV_DISABLE) or set()
+    for ep in sorted(md.entry_points(group=GROUP), key=lambda e: (e.dist.name if e.dist else "", e.name)):
+        dist = ep.dist.name if ep.dist is not None else ep.name
+        version = ep.dist.version if ep.dist is not None else None
+        names = {_normalise(dist), _normalise(ep.name)}
+        if only is not None and not names & only:
+            continue
+        if names & disabled:
+            continue
+        key = dist if dist != ep.name else ep.name
+        # one distribution may carry several entry points: each is its own plugin
+        if sum(1 for e in md.entry_points(group=GROUP) if e.dist and e.dist.name == dist) > 1:
+            key = f"{dist}:{ep.name}"
+        ep_text = f"{ep.name} = {ep.value}"
+        try:
+            plugin = ep.load()
+        except Exception as exc:
+            pm.add_failed(key, f"failed to import: {type(exc).__name__}: {exc}", version=version,
+                          entry_point=ep_text)
+            continue
+        pm.add_plugin(plugin, key, version=version, entry_point=ep_text)
+
+
+_manager: PluginManager | None = None
+
+
+def get_plugin_manager(*, refresh: bool = False) -> PluginManager:
+    """The process-wide plugin manager, built on first use from the installed entry points."""
+    global _manager
+    if _manager is None or refresh:
+        pm = PluginManager()
+        load_entry_points(pm)
+        set_plugin_manager(pm)
+    assert _manager is not None
+    return _manager
+
+
+def set_plugin_manager(pm: PluginManager | None) -> None:
+    """Install ``pm`` as the process-wide manager (tests use this for inline plugins); resets the registry."""
+    global _manager
+    _manager = pm
+    from . import registry
+
+    registry.reset()
