@@ -168,7 +168,5 @@ class AdapterType:
     def create_layer(self, config: AdapterConfig, site: Site) -> AdapterLayer:
         raise NotImplementedError(f"adapter type {self.name!r} does not build module layers")
 
-    def create_model_adapter(
-        self, config: AdapterConfig, model: nn.Module, dims: AttentionDims | None
-    ) -> ModelAdapter:
+    def create_model_adapter(self, config: AdapterConfig, model: nn.Module, dims: AttentionDims | None) -> ModelAdapter:
         raise NotImplementedError(f"adapter type {self.name!r} is not model-level")

@@ -11,9 +11,7 @@ import click
 from . import __version__
 
 #: built-in command modules; each defines a click command named ``command``
-BUILTIN_COMMANDS = (
-    "llm_adapters.commands.plugins",
-)
+BUILTIN_COMMANDS = ("llm_adapters.commands.plugins",)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -139,9 +139,7 @@ def _freeze_base(model: nn.Module, state: AdapterState) -> None:
         p.requires_grad_(False)
 
 
-def attach(
-    model: nn.Module, config: AdapterConfig | dict[str, Any], *, name: str = "default"
-) -> nn.Module:
+def attach(model: nn.Module, config: AdapterConfig | dict[str, Any], *, name: str = "default") -> nn.Module:
     """Attach a new adapter called ``name`` and make it active (alongside those already active).
 
     ``config`` is a dict with a ``type`` key or an adapter config object. The base model is frozen; the
@@ -152,7 +150,9 @@ def attach(
         raise AdapterStateError(f"adapter name {name!r} must start with a letter and use only letters, digits, _ and -")
     state = _state(model, create=True)
     if name in state.records:
-        raise AdapterStateError(f"an adapter named {name!r} is already attached; detach it first or choose another name")
+        raise AdapterStateError(
+            f"an adapter named {name!r} is already attached; detach it first or choose another name"
+        )
     atype = get_adapter_type(cfg.type)()
     family = model_family(model)
     record = AdapterRecord(name, atype, cfg, model_level=atype.model_level)
@@ -191,7 +191,9 @@ def _attach_site(model: nn.Module, record: AdapterRecord, rs: ResolvedSite, fami
                 0, w.part_indices(part, w.base.weight.device)
             )
         if rs.kind == "pre":
-            raise TargetError(f"adapter {record.config.type!r}: a 'pre' layer cannot sit on part {rs.part!r} of {rs.module_path}")
+            raise TargetError(
+                f"adapter {record.config.type!r}: a 'pre' layer cannot sit on part {rs.part!r} of {rs.module_path}"
+            )
     site = Site(
         module_path=rs.module_path,
         kind=rs.kind,  # type: ignore[arg-type]
@@ -211,15 +213,18 @@ def _attach_site(model: nn.Module, record: AdapterRecord, rs: ResolvedSite, fami
     except TypeError as exc:
         if wrapper.empty:
             _unwrap(model, rs.module_path, wrapper)
-        raise TargetError(f"adapter {record.config.type!r} cannot be placed on {rs.module_path} "
-                          f"({type(base).__name__}): {exc}") from None
+        raise TargetError(
+            f"adapter {record.config.type!r} cannot be placed on {rs.module_path} ({type(base).__name__}): {exc}"
+        ) from None
     layer.to(dtype=layer_dtype)
     layer.train(model.training)
     slot = wrapper.add(record.name, rs.kind, rs.part, layer)
     record.sites.append(SiteRecord(rs.module_path, rs.kind, rs.part, rs.role, slot))
 
 
-def _attach_model_level(model: nn.Module, state: AdapterState, record: AdapterRecord, family: ModelFamily | None) -> None:
+def _attach_model_level(
+    model: nn.Module, state: AdapterState, record: AdapterRecord, family: ModelFamily | None
+) -> None:
     dims = family.dims(model.config) if family is not None else None
     _freeze_base(model, state)
     p = next(model.parameters())

@@ -117,9 +117,7 @@ class ModelFamily:
     def __post_init__(self) -> None:
         unknown = sorted(set(self.roles) - set(ROLES))
         if unknown:
-            raise ValueError(
-                f"model family {self.name!r}: unknown role(s) {unknown}; roles are {', '.join(ROLES)}"
-            )
+            raise ValueError(f"model family {self.name!r}: unknown role(s) {unknown}; roles are {', '.join(ROLES)}")
         for role in self.fused:
             if role not in self.roles:
                 raise ValueError(f"model family {self.name!r}: fused role {role!r} has no module path")

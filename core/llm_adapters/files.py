@@ -91,7 +91,9 @@ def _only_name(model: nn.Module, name: str | None, what: str) -> str:
     state = _state(model)
     if name is not None:
         if name not in state.records:
-            raise AdapterFileError(f"{what}: no adapter named {name!r} (attached: {', '.join(state.records) or 'none'})")
+            raise AdapterFileError(
+                f"{what}: no adapter named {name!r} (attached: {', '.join(state.records) or 'none'})"
+            )
         return name
     if len(state.records) == 1:
         return next(iter(state.records))
@@ -115,9 +117,7 @@ def save_adapter(model: nn.Module, path: str | os.PathLike[str], name: str | Non
         "plugin": {"name": plugin, "version": version},
         "core_version": __version__,
         "base_model": _base_info(model),
-        "targets": [
-            {"module": s.module_path, "kind": s.kind, "part": s.part, "role": s.role} for s in rec.sites
-        ],
+        "targets": [{"module": s.module_path, "kind": s.kind, "part": s.part, "role": s.role} for s in rec.sites],
     }
     _atomic_write(out / WEIGHTS_NAME, lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))
     _atomic_write(out / CONFIG_NAME, lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2) + "\n"))
@@ -130,7 +130,9 @@ def read_adapter_config(path: str | os.PathLike[str]) -> dict[str, Any]:
     d = Path(path)
     cfg_path = d / CONFIG_NAME
     if not d.is_dir():
-        raise AdapterFileError(f"{d}: not a directory; an adapter is a directory holding {CONFIG_NAME} and {WEIGHTS_NAME}")
+        raise AdapterFileError(
+            f"{d}: not a directory; an adapter is a directory holding {CONFIG_NAME} and {WEIGHTS_NAME}"
+        )
     if not cfg_path.is_file():
         hint = ""
         if (d / "adapter_model.bin").exists():

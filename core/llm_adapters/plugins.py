@@ -83,16 +83,13 @@ class PluginManager(pluggy.PluginManager):
         except Exception as exc:  # pluggy rejects invalid signatures here
             self._fail(record, f"could not register: {exc}")
             return record
-        unknown = [
-            hc.name for hc in (self.get_hookcallers(plugin) or []) if not hc.has_spec()
-        ]
+        unknown = [hc.name for hc in (self.get_hookcallers(plugin) or []) if not hc.has_spec()]
         if unknown:
             self.unregister(plugin)
             known = ", ".join(sorted(n for n in dir(self.hook) if not n.startswith("_")))
             self._fail(
                 record,
-                f"implements unknown hook(s) {', '.join(sorted(unknown))}; "
-                f"the hooks are: {known}",
+                f"implements unknown hook(s) {', '.join(sorted(unknown))}; the hooks are: {known}",
             )
             return record
         record.hooks = sorted(hc.name for hc in (self.get_hookcallers(plugin) or []))
@@ -152,8 +149,7 @@ def load_entry_points(pm: PluginManager) -> None:
         try:
             plugin = ep.load()
         except Exception as exc:
-            pm.add_failed(key, f"failed to import: {type(exc).__name__}: {exc}", version=version,
-                          entry_point=ep_text)
+            pm.add_failed(key, f"failed to import: {type(exc).__name__}: {exc}", version=version, entry_point=ep_text)
             continue
         pm.add_plugin(plugin, key, version=version, entry_point=ep_text)
 

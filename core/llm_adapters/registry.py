@@ -97,16 +97,18 @@ def build_registry(pm: PluginManager) -> Registry:
                 impls = [i for i in getattr(pm.hook, hook_name).get_hookimpls() if i.plugin is record.plugin]
                 for impl in impls:
 
-                    def register(obj: Any, _fld: str = fld, _check: Callable[[Any], str] = check) -> None:
+                    def register(
+                        obj: Any, _fld: str = fld, _check: Callable[[Any], str] = check, _into: dict = gathered
+                    ) -> None:
                         if _fld == "tasks" and isinstance(obj, type):
                             obj = obj()
-                        gathered[_fld].append((_check(obj), obj))
+                        _into[_fld].append((_check(obj), obj))
 
                     impl.function(*[register for _ in impl.argnames])
         except Exception as exc:
             pm.fail_plugin(name, f"{type(exc).__name__} while registering: {exc}")
             continue
-        for hook_name, (fld, _, rec_fld) in _HOOKS.items():
+        for fld, _, rec_fld in _HOOKS.values():
             table: dict[str, Entry] = getattr(reg, fld)
             for key, obj in gathered[fld]:
                 if key in table:
@@ -188,9 +190,7 @@ def require_family(model_type: str | None) -> ModelFamily:
     fam = family_for_model_type(model_type)
     if fam is not None:
         return fam
-    installed = ", ".join(
-        f"{n} ({', '.join(f.model_types)})" for n, f in sorted(model_families().items())
-    ) or "none"
+    installed = ", ".join(f"{n} ({', '.join(f.model_types)})" for n, f in sorted(model_families().items())) or "none"
     raise FamilyError(
         f"no installed model family covers model_type {model_type!r} (installed families: {installed}). "
         "Either give explicit module names in target_modules (e.g. ['q_proj', 'v_proj']), which work "

@@ -75,7 +75,9 @@ def resolve_targets(
             try:
                 rx = re.compile(pl.target)
             except re.error as exc:
-                raise TargetError(f"adapter {adapter!r}: target_modules regex {pl.target!r} is invalid: {exc}") from None
+                raise TargetError(
+                    f"adapter {adapter!r}: target_modules regex {pl.target!r} is invalid: {exc}"
+                ) from None
             hits = [p for p in paths if rx.fullmatch(p)]
             if not hits:
                 raise TargetError(

@@ -182,8 +182,9 @@ class AdapterConformance:
                 model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
             model.train()
             model(input_ids=ids, attention_mask=mask, labels=ids).loss.backward()
-            grads.append({k: p.grad.clone() for k, p in adapter_parameters(model, "default").items()
-                          if p.grad is not None})
+            grads.append(
+                {k: p.grad.clone() for k, p in adapter_parameters(model, "default").items() if p.grad is not None}
+            )
         assert grads[0].keys() == grads[1].keys() and grads[0]
         for k in grads[0]:
             torch.testing.assert_close(grads[1][k], grads[0][k], atol=1e-5, rtol=1e-4)
@@ -191,7 +192,6 @@ class AdapterConformance:
     def test_generate(self, family: str, inputs: Any) -> None:
         ids, mask = inputs
         model = self._attached(family)
-        out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=4, do_sample=False,
-                             pad_token_id=0)
+        out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=4, do_sample=False, pad_token_id=0)
         assert out.shape[0] == ids.shape[0] and out.shape[1] > ids.shape[1]
         assert torch.equal(out[:, : ids.shape[1]], ids)
