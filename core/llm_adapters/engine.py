@@ -352,6 +352,9 @@ def merge(model: nn.Module, name: str | list[str] | None = None, *, unload: bool
             )
         if n not in state.active:
             raise AdapterStateError(f"adapter {n!r} is not active; activate it with set_active before merging")
+    for n in names:  # check everything before changing any weight
+        for site in state.records[n].sites:
+            _wrapper(model, site.module_path, create=False).check_mergeable(n)
     for n in names:
         for site in state.records[n].sites:
             _wrapper(model, site.module_path, create=False).merge(n)

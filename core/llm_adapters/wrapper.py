@@ -169,7 +169,16 @@ class AdaptedModule(nn.Module):
     def is_merged(self, name: str) -> bool:
         return any(n == name for n, _ in self._merged)
 
+    def check_mergeable(self, name: str) -> None:
+        for slot, layer in self.adapters[name].items():
+            if not layer.mergeable or layer._llm_kind != "parallel":
+                raise AdapterStateError(
+                    f"adapter {name!r}: its {slot!r} layer ({type(layer).__name__}) cannot be merged; only "
+                    "mergeable layers of kind 'parallel' fold into the base weight"
+                )
+
     def merge(self, name: str) -> None:
+        self.check_mergeable(name)
         for slot, layer in self.adapters[name].items():
             if (name, slot) in self._merged:
                 continue  # merging twice is a no-op

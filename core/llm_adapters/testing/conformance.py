@@ -56,9 +56,20 @@ class AdapterConformance:
     skip_families: ClassVar[dict[str, str]] = {}
     #: tolerance for "identical" outputs
     atol: ClassVar[float] = 1e-5
+    #: whether merging applies to this config; None: the adapter type's own ``mergeable`` declaration
+    mergeable: ClassVar[bool | None] = None
 
-    # ---- fixtures ---------------------------------------------------------------------------------
-    @pytest.fixture(params=_installed_families())
+    # ---- parametrisation --------------------------------------------------------------------------
+    @classmethod
+    def family_names(cls) -> list[str]:
+        """The families to run on: every installed family with a ``tiny_config`` (override to choose)."""
+        return _installed_families()
+
+    def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
+        if "family" in metafunc.fixturenames:
+            metafunc.parametrize("family", self.family_names(), indirect=True)
+
+    @pytest.fixture
     def family(self, request: pytest.FixtureRequest) -> str:
         name = request.param
         if self.families is not None and name not in self.families:
@@ -84,7 +95,9 @@ class AdapterConformance:
 
     @property
     def _mergeable(self) -> bool:
-        return get_adapter_type(self.config["type"]).mergeable
+        if self.mergeable is not None:
+            return self.mergeable
+        return bool(get_adapter_type(self.config["type"]).mergeable)
 
     # ---- checks -----------------------------------------------------------------------------------
     def test_forward_backward_trains_only_adapter(self, family: str, inputs: Any) -> None:
@@ -142,7 +155,7 @@ class AdapterConformance:
 
     def test_merge_equals_unmerged(self, family: str, inputs: Any) -> None:
         if not self._mergeable:
-            pytest.skip(f"{self.config['type']} declares mergeable = False")
+            pytest.skip(f"{self.config} declares mergeable = False")
         ids, mask = inputs
         model = self._attached(family)
         before = {n: p.detach().clone() for n, p in model.named_parameters() if not p.requires_grad}
@@ -179,7 +192,10 @@ class AdapterConformance:
         for checkpointing in (False, True):
             model = self._attached(family)
             if checkpointing:
-                model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+                if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.x
+                    model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+                else:
+                    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
             model.train()
             model(input_ids=ids, attention_mask=mask, labels=ids).loss.backward()
             grads.append(
