@@ -81,7 +81,9 @@ class Site:
     ``in_features`` / ``out_features`` are the sizes the layer sees: for a part of a fused projection,
     ``out_features`` is the size of that part. They are None for modules that are not linear layers
     (a whole block, a norm). ``weight()`` gives the live base weight in ``(out, in)`` layout (transposed
-    for GPT-2's ``Conv1D``, only the part's rows for a fused part), for layers whose math needs it.
+    for GPT-2's ``Conv1D``, only the part's rows for a fused part), for layers whose math needs it;
+    ``bias()`` the live base bias (``(out,)``, the part's entries for a fused part) or None when the base
+    module has none.
     """
 
     module_path: str
@@ -94,11 +96,15 @@ class Site:
     device: torch.device
     family: ModelFamily | None = None
     _weight_fn: Any = field(default=None, repr=False)
+    _bias_fn: Any = field(default=None, repr=False)
 
     def weight(self) -> torch.Tensor:
         if self._weight_fn is None:
             raise TypeError(f"{self.module_path} has no weight matrix")
         return self._weight_fn()
+
+    def bias(self) -> torch.Tensor | None:
+        return None if self._bias_fn is None else self._bias_fn()
 
     def features(self, kind: Kind | None = None) -> tuple[int, int]:
         """(d_in, d_out) of the adapter's own function for this kind; errors on non-linear sites."""

@@ -180,6 +180,8 @@ def _attach_site(model: nn.Module, record: AdapterRecord, rs: ResolvedSite, fami
     wrapper = _wrapper(model, rs.module_path, create=True)
     out_features = wrapper.out_features
     weight_fn = (lambda w=wrapper: w.weight_out_in()) if hasattr(base, "weight") and base.weight.dim() == 2 else None
+    has_bias = weight_fn is not None and isinstance(getattr(base, "bias", None), torch.Tensor)
+    bias_fn = (lambda w=wrapper: w.base.bias) if has_bias else None
     if rs.part is not None:
         assert family is not None
         fused_role = next(r for r, p in family.roles.items() if r == "attn.qkv")
@@ -189,6 +191,10 @@ def _attach_site(model: nn.Module, record: AdapterRecord, rs: ResolvedSite, fami
         if weight_fn is not None:
             weight_fn = lambda w=wrapper, part=rs.part: w.weight_out_in().index_select(  # noqa: E731
                 0, w.part_indices(part, w.base.weight.device)
+            )
+        if bias_fn is not None:
+            bias_fn = lambda w=wrapper, part=rs.part: w.base.bias.index_select(  # noqa: E731
+                0, w.part_indices(part, w.base.bias.device)
             )
         if rs.kind == "pre":
             raise TargetError(
@@ -205,6 +211,7 @@ def _attach_site(model: nn.Module, record: AdapterRecord, rs: ResolvedSite, fami
         device=device,
         family=family,
         _weight_fn=weight_fn,
+        _bias_fn=bias_fn,
     )
     layer_dtype = torch.float32 if dtype in HALF else dtype
     try:
