@@ -67,11 +67,26 @@ class AdapterConfig(BaseModel):
 
 @dataclass(frozen=True)
 class Placement:
-    """One place to attach: a role, a module-name suffix or (``regex=True``) a full-path regex."""
+    """One place to attach: a role, a module-name suffix or (``regex=True``) a full-path regex.
+
+    ``kind_by_role`` gives another kind to the sites whose module plays one of the listed roles, e.g.
+    ``(("mlp.gate", "pre"), ("mlp.up", "pre"))`` (a suffix or regex hit plays the role its path has in the
+    model's family, when one is installed); other sites take ``kind``. An ``optional`` placement that the
+    model's family does not map, or that matches nothing, is skipped instead of being an error.
+    """
 
     target: str
     kind: Kind
     regex: bool = False
+    kind_by_role: tuple[tuple[str, Kind], ...] = ()
+    optional: bool = False
+
+    def kind_for(self, role: str | None) -> Kind:
+        """The kind of a site playing ``role`` (None: no known role)."""
+        for r, k in self.kind_by_role:
+            if r == role:
+                return k
+        return self.kind
 
 
 @dataclass

@@ -166,5 +166,17 @@ class ModelFamily:
             return [(f"{self.blocks}.{i}.{path}", role[5:]) for i in range(n)]
         raise KeyError(role)
 
+    def role_of(self, path: str) -> str | None:
+        """The role the module at ``path`` (a dotted path from the model) plays, or None."""
+        prefix = self.blocks + "."
+        if not path.startswith(prefix):
+            return None
+        index, _, inner = path[len(prefix) :].partition(".")
+        if not index.isdigit():
+            return None
+        if not inner:
+            return "block"
+        return next((role for role, sub in self.roles.items() if sub == inner), None)
+
     def part_indices(self, role_of_module: str, part: str, config: Any) -> torch.Tensor:
         return self.fused[role_of_module].part_indices(part, self.dims(config))

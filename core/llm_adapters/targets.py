@@ -79,6 +79,8 @@ def resolve_targets(
                     f"adapter {adapter!r}: target_modules regex {pl.target!r} is invalid: {exc}"
                 ) from None
             hits = [p for p in paths if rx.fullmatch(p)]
+            if not hits and pl.optional:
+                continue
             if not hits:
                 raise TargetError(
                     f"adapter {adapter!r}: the regex {pl.target!r} matches no module path of "
@@ -86,7 +88,8 @@ def resolve_targets(
                     f"{paths[min(len(paths) - 1, 5)]!r})"
                 )
             for p in hits:
-                add(p, pl.kind, None, None)
+                role = _role_of(family, p)
+                add(p, pl.kind_for(role), None, role)
             continue
         if pl.target in ROLES or (pl.target.startswith(("attn.", "mlp.", "norm.")) and "." in pl.target):
             if family is None:
@@ -94,6 +97,8 @@ def resolve_targets(
 
                 require_family(getattr(getattr(model, "config", None), "model_type", None))
             assert family is not None
+            if not family.resolves(pl.target) and pl.optional:
+                continue
             if not family.resolves(pl.target):
                 mapped = ", ".join(sorted(family.roles)) or "none"
                 raise TargetError(
@@ -101,9 +106,11 @@ def resolve_targets(
                     f"(roles it maps: {mapped}; all roles: {', '.join(ROLES)})"
                 )
             for path, part in family.role_sites(model, pl.target):
-                add(path, pl.kind, part, pl.target)
+                add(path, pl.kind_for(pl.target), part, pl.target)
             continue
         hits = [p for p in paths if _suffix_match(p, pl.target)]
+        if not hits and pl.optional:
+            continue
         if not hits:
             raise TargetError(
                 f"adapter {adapter!r}: target {pl.target!r} matches no module of {type(model).__name__}; "
@@ -111,5 +118,10 @@ def resolve_targets(
                 f"({', '.join(ROLES)}), module-name suffixes, or one regex string"
             )
         for p in hits:
-            add(p, pl.kind, None, None)
+            role = _role_of(family, p)
+            add(p, pl.kind_for(role), None, role)
     return found
+
+
+def _role_of(family: ModelFamily | None, path: str) -> str | None:
+    return family.role_of(path) if family is not None else None
