@@ -7,6 +7,7 @@ wrappers in the module tree, and model-level adapters under ``model.llm_adapters
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -179,23 +180,16 @@ def _attach_site(model: nn.Module, record: AdapterRecord, rs: ResolvedSite, fami
     dtype, device = _module_dtype_device(base, model)
     wrapper = _wrapper(model, rs.module_path, create=True)
     out_features = wrapper.out_features
-    weight_fn = (lambda w=wrapper: w.weight_out_in()) if hasattr(base, "weight") and base.weight.dim() == 2 else None
-    has_bias = weight_fn is not None and isinstance(getattr(base, "bias", None), torch.Tensor)
-    bias_fn = (lambda w=wrapper: w.base.bias) if has_bias else None
+    # bound methods of the wrapper (not closures), so that copy.deepcopy / pickling of the model carry them over
+    linear = hasattr(base, "weight") and base.weight.dim() == 2
+    weight_fn = functools.partial(wrapper.part_weight, rs.part) if linear else None
+    bias_fn = functools.partial(wrapper.part_bias, rs.part) if linear else None
     if rs.part is not None:
         assert family is not None
         fused_role = next(r for r, p in family.roles.items() if r == "attn.qkv")
         idx = family.part_indices(fused_role, rs.part, model.config)
         wrapper.set_part(rs.part, idx.to(device) if device.type != "meta" else idx)
         out_features = int(idx.numel())
-        if weight_fn is not None:
-            weight_fn = lambda w=wrapper, part=rs.part: w.weight_out_in().index_select(  # noqa: E731
-                0, w.part_indices(part, w.base.weight.device)
-            )
-        if bias_fn is not None:
-            bias_fn = lambda w=wrapper, part=rs.part: w.base.bias.index_select(  # noqa: E731
-                0, w.part_indices(part, w.base.bias.device)
-            )
         if rs.kind == "pre":
             raise TargetError(
                 f"adapter {record.config.type!r}: a 'pre' layer cannot sit on part {rs.part!r} of {rs.module_path}"

@@ -63,6 +63,18 @@ class AdaptedModule(nn.Module):
         w = self.base.weight
         return w.t() if self.transposed else w
 
+    def part_weight(self, part: str | None = None) -> torch.Tensor:
+        """The live base weight in (out, in) layout, only ``part``'s rows for a part of a fused projection."""
+        w = self.weight_out_in()
+        return w if part is None else w.index_select(0, self.part_indices(part, w.device))
+
+    def part_bias(self, part: str | None = None) -> torch.Tensor | None:
+        """The live base bias (``part``'s entries for a part of a fused projection), or None."""
+        b = getattr(self.base, "bias", None)
+        if not isinstance(b, torch.Tensor) or part is None:
+            return b if isinstance(b, torch.Tensor) else None
+        return b.index_select(0, self.part_indices(part, b.device))
+
     def set_part(self, part: str, indices: torch.Tensor) -> None:
         self._parts[part] = indices
 
