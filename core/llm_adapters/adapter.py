@@ -64,6 +64,14 @@ class AdapterConfig(BaseModel):
         ),
     )
 
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        # subclasses narrow `type` to a Literal; keep it described
+        field_info = cls.model_fields.get("type")
+        if field_info is not None and not field_info.description:
+            field_info.description = AdapterConfig.model_fields["type"].description
+
 
 @dataclass(frozen=True)
 class Placement:

@@ -62,8 +62,11 @@ class FusedProjection:
 
     ``layout``:
       * ``"contiguous"``: ``[q (H*d) | k (KV*d) | v (KV*d)]`` (GPT-2 ``c_attn``, Falcon, Phi-3).
-      * ``"per_head"``: for each key/value group ``g`` the rows ``[q_g | k_g | v_g]`` of ``d`` features
-        each, i.e. output viewed as ``(KV, 3, d)`` when there is no grouping (BLOOM, GPT-NeoX).
+      * ``"per_head"``: grouped by key/value head. With ``r = H / KV`` query heads per key/value head, the
+        output is viewed as ``(KV, r + 2, d)``: for each group ``g`` the rows of its ``r`` query heads, then
+        its key head, then its value head. Without grouping (``r = 1``) that is ``(H, 3, d)``, each head's
+        ``[q_h | k_h | v_h]`` (BLOOM, GPT-NeoX, Falcon without multi-query); with grouping it is Falcon-40B's
+        layout; with a single key/value head it equals ``"contiguous"`` (Falcon-7B's multi-query).
     """
 
     layout: Literal["contiguous", "per_head"]
@@ -77,12 +80,17 @@ class FusedProjection:
             sizes = {"q": heads * d, "k": kv * d, "v": kv * d}
             start = {"q": 0, "k": heads * d, "v": heads * d + kv * d}[part]
             return torch.arange(start, start + sizes[part])
-        if heads != kv:
-            raise ValueError("a per-head fused layout with grouped-query attention is not defined")
-        # output viewed as (heads, 3, d): part p of head h occupies rows h*3d + p*d ... + d
-        offset = QKV_PARTS.index(part) * d
-        base = torch.arange(heads) * 3 * d + offset  # (heads,)
-        return (base[:, None] + torch.arange(d)[None, :]).reshape(-1)  # (heads * d,)
+        if kv < 1 or heads % kv:
+            raise ValueError(
+                f"a per-head fused layout needs the {heads} attention heads to split evenly into groups per "
+                f"key/value head, got {kv} key/value heads"
+            )
+        group = heads // kv  # r query heads per key/value head
+        # output viewed as (KV, r + 2, d): group g holds r query heads, then one key and one value head
+        width = {"q": group * d, "k": d, "v": d}[part]
+        offset = {"q": 0, "k": group * d, "v": (group + 1) * d}[part]
+        base = torch.arange(kv) * (group + 2) * d + offset  # (KV,)
+        return (base[:, None] + torch.arange(width)[None, :]).reshape(-1)  # (KV * width,)
 
 
 @dataclass(frozen=True)

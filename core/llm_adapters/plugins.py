@@ -126,7 +126,7 @@ def _names_from_env(var: str) -> set[str] | None:
     value = os.environ.get(var)
     if value is None:
         return None
-    return {_normalise(part) for part in value.split(",") if part.strip()}
+    return {_normalise(part.strip()) for part in value.split(",") if part.strip()}
 
 
 def load_entry_points(pm: PluginManager) -> None:

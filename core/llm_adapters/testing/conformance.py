@@ -100,6 +100,12 @@ class AdapterConformance:
         return bool(get_adapter_type(self.config["type"]).mergeable)
 
     # ---- checks -----------------------------------------------------------------------------------
+    def test_config_fields_are_described_and_defaults_valid(self) -> None:
+        cls = get_adapter_type(self.config["type"]).config_class
+        for name, info in cls.model_fields.items():
+            assert info.description, f"{cls.__name__}.{name} has no description"
+        cls.model_validate({"type": self.config["type"]})  # the defaults alone form a valid config
+
     def test_forward_backward_trains_only_adapter(self, family: str, inputs: Any) -> None:
         ids, mask = inputs
         model = self._attached(family)
