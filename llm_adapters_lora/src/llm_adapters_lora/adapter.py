@@ -1,0 +1,31 @@
+"""The ``lora`` adapter type: where LoRA goes by default and how one layer is built for one site."""
+
+from __future__ import annotations
+
+from llm_adapters import AdapterType, Placement, Site
+
+from .config import PRESETS, LoRAConfig
+from .layers import DoRALayer, LoRALayer
+
+
+class LoRA(AdapterType):
+    """LoRA, with the rsLoRA scale and DoRA as options. Layers are of kind "parallel" and mergeable."""
+
+    name = "lora"
+    config_class = LoRAConfig
+    description = "LoRA low-rank update of linear maps (rsLoRA scale and DoRA as options); mergeable"
+    default_targets = PRESETS["reference"]
+    default_kind = "parallel"
+    mergeable = True
+
+    def placements(self, config: LoRAConfig) -> list[Placement]:  # type: ignore[override]
+        targets = config.targets()
+        if isinstance(targets, str):
+            return [Placement(targets, "parallel", regex=True)]
+        return [Placement(t, "parallel") for t in targets]
+
+    def create_layer(self, config: LoRAConfig, site: Site) -> LoRALayer:  # type: ignore[override]
+        d_in, d_out = site.features("parallel")  # d_out: the part's size on a fused projection
+        if config.use_dora:
+            return DoRALayer(d_in, d_out, config.r, config.scale, config.dropout, site.weight, site.bias)
+        return LoRALayer(d_in, d_out, config.r, config.scale, config.dropout)

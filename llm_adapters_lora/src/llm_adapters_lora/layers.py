@@ -1,0 +1,138 @@
+"""The LoRA and DoRA layers: one low-rank update of one linear map.
+
+LoRA (Hu et al., 2021, "LoRA: Low-Rank Adaptation of Large Language Models", arXiv 2106.09685), for a
+frozen base ``y = W x + b`` with ``W: (d_out, d_in)``::
+
+    y = W x + b + s * B A drop(x)          A: (r, d_in), B: (d_out, r)
+    s = alpha / r                          (rsLoRA, Kalajdzievski 2023, arXiv 2312.03732: alpha / sqrt(r))
+
+``A`` starts Kaiming-uniform (a = sqrt(5), the initialisation of ``nn.Linear`` that the reference system
+uses), ``B`` starts at zero, so the adapted model equals the base model at initialisation. The update merges
+exactly into the weight: ``W' = W + s B A``.
+
+DoRA (Liu et al., 2024, "DoRA: Weight-Decomposed Low-Rank Adaptation", arXiv 2402.09353, eq. 5)::
+
+    W' = m * (W + s B A) / ||W + s B A||_c          m: (d_out,), ||.||_c: the L2 norm of each output row
+
+with ``m`` initialised to ``||W||_c`` (so again W' = W at initialisation). As the paper suggests (section
+4.3) the norm is treated as a constant: it receives no gradient. Written as a delta on the base output
+(``n = ||W + s B A||_c``, ``f = m / n``)::
+
+    y' = W x + b + (f - 1) * (W x) + f * s * B A x
+
+``W x`` is the base output less its bias, so DoRA costs no second matmul with ``W``. When dropout is active
+(training, p > 0) the DoRA branch sees ``drop(x)`` throughout, ``(f - 1) * W drop(x) + f * s * B A drop(x)``,
+which is what HF PEFT computes too, so trained adapters carry over between the two.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from llm_adapters import AdapterLayer
+from torch import nn
+
+
+class LoRALayer(AdapterLayer):
+    """``delta(x) = s * B A drop(x)``, a layer of kind "parallel".
+
+    Args:
+        d_in: input features of the base map.
+        d_out: output features of the base map (of the part, on a fused projection).
+        r: rank, >= 1.
+        scale: ``s`` (alpha / r, or alpha / sqrt(r)).
+        dropout: dropout probability on the branch's input; 0 skips dropout entirely.
+    """
+
+    mergeable = True
+
+    def __init__(self, d_in: int, d_out: int, r: int, scale: float, dropout: float) -> None:
+        super().__init__()
+        self.scale = float(scale)
+        self.lora_A = nn.Parameter(torch.empty(r, d_in))  # (r, d_in)
+        self.lora_B = nn.Parameter(torch.zeros(d_out, r))  # (d_out, r): zero, so delta = 0 at init
+        # nn.Linear's default initialisation, as in the reference system's LoRA
+        nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else None
+
+    def _branch(self, x: torch.Tensor) -> torch.Tensor:
+        """``s * B A x`` for x: (..., d_in) -> (..., d_out); the scale is applied on the rank-r side."""
+        h = F.linear(x, self.lora_A)  # (..., r)
+        return F.linear(h * self.scale, self.lora_B)  # (..., d_out)
+
+    def forward(self, x: torch.Tensor, base_output: torch.Tensor | None = None) -> torch.Tensor:
+        if self.dropout is not None:
+            x = self.dropout(x)
+        return self._branch(x)
+
+    def lora_weight(self) -> torch.Tensor:
+        """``s * B A``: (d_out, d_in)."""
+        return (self.lora_B @ self.lora_A) * self.scale
+
+    def delta_weight(self) -> torch.Tensor:
+        """The change to the base weight: ``s * B A``, (d_out, d_in)."""
+        return self.lora_weight()
+
+    def extra_repr(self) -> str:
+        r, d_in = self.lora_A.shape
+        p = 0.0 if self.dropout is None else self.dropout.p
+        return f"d_in={d_in}, d_out={self.lora_B.shape[0]}, r={r}, scale={self.scale:g}, dropout={p:g}"
+
+
+class DoRALayer(LoRALayer):
+    """DoRA as a delta on the base output: ``(f - 1) * W x + f * s * B A x`` with ``f = m / ||W + s B A||_c``.
+
+    Args:
+        weight: returns the live base weight, (d_out, d_in) (the core's ``Site.weight``).
+        bias: returns the live base bias, (d_out,), or None (the core's ``Site.bias``).
+        other arguments as :class:`LoRALayer`.
+    """
+
+    uses_base_output = True
+    delta_uses_base_weight = True
+
+    def __init__(
+        self,
+        d_in: int,
+        d_out: int,
+        r: int,
+        scale: float,
+        dropout: float,
+        weight: Callable[[], torch.Tensor],
+        bias: Callable[[], torch.Tensor | None],
+    ) -> None:
+        super().__init__(d_in, d_out, r, scale, dropout)
+        self._weight = weight
+        self._bias = bias
+        with torch.no_grad():
+            w = weight()  # (d_out, d_in)
+            # m = ||W||_c, which is ||W + s B A||_c at initialisation since B = 0
+            self.magnitude = nn.Parameter(torch.linalg.vector_norm(w, dim=1, dtype=torch.float32))  # (d_out,)
+
+    @torch.no_grad()
+    def _column_norm(self, w: torch.Tensor) -> torch.Tensor:
+        """``||W + s B A||_c``: (d_out,), outside the autograd graph (DoRA section 4.3)."""
+        return torch.linalg.vector_norm(w + self.lora_weight(), dim=1)
+
+    def forward(self, x: torch.Tensor, base_output: torch.Tensor | None = None) -> torch.Tensor:
+        w = self._weight().to(x.dtype)  # (d_out, d_in)
+        f = self.magnitude / self._column_norm(w)  # (d_out,)
+        if self.dropout is not None and self.training:
+            x = self.dropout(x)
+            wx = F.linear(x, w)  # (..., d_out): W drop(x)
+        else:
+            if base_output is None:
+                raise ValueError("DoRALayer needs the base output (the wrapper passes it: uses_base_output)")
+            b = self._bias()
+            wx = base_output if b is None else base_output - b.to(base_output.dtype)  # (..., d_out): W x
+        return (f - 1) * wx + f * self._branch(x)  # (..., d_out)
+
+    def delta_weight(self) -> torch.Tensor:
+        """``W' - W = (f - 1) W + f s B A``: (d_out, d_in), with ``f`` from the current base weight."""
+        lora = self.lora_weight()  # (d_out, d_in)
+        w = self._weight().to(lora.dtype)
+        f = (self.magnitude / torch.linalg.vector_norm(w + lora, dim=1))[:, None]  # (d_out, 1)
+        return (f - 1) * w + f * lora
