@@ -9,6 +9,7 @@ import warnings
 import click
 
 from . import __version__
+from .errors import LLMAdaptersError
 
 #: built-in command modules; each defines a click command named ``command``
 BUILTIN_COMMANDS = ("llm_adapters.commands.plugins",)
@@ -44,4 +45,19 @@ def build_cli() -> click.Group:
 
 def main() -> None:
     warnings.filterwarnings("default", module="llm_adapters")
-    build_cli()(prog_name="llm-adapters")
+    try:
+        group = build_cli()
+    except LLMAdaptersError as exc:  # e.g. a failing plugin under LLM_ADAPTERS_STRICT_PLUGINS=1
+        click.echo(f"Error: {exc}", err=True)
+        raise SystemExit(1) from None
+    try:
+        group(prog_name="llm-adapters", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        raise SystemExit(130) from None
+    except click.ClickException as exc:
+        exc.show()
+        raise SystemExit(exc.exit_code) from None
+    except LLMAdaptersError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        raise SystemExit(1) from None

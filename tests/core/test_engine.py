@@ -85,8 +85,17 @@ def test_bad_regex_and_unmatched_regex() -> None:
 
 
 def test_role_without_family_explains_the_two_ways_forward() -> None:
-    model = tiny_model_from_config({"model_type": "opt", "vocab_size": 64, "hidden_size": 16, "num_hidden_layers": 1,
-                                    "ffn_dim": 32, "num_attention_heads": 2, "word_embed_proj_dim": 16})
+    model = tiny_model_from_config(
+        {
+            "model_type": "opt",
+            "vocab_size": 64,
+            "hidden_size": 16,
+            "num_hidden_layers": 1,
+            "ffn_dim": 32,
+            "num_attention_heads": 2,
+            "word_embed_proj_dim": 16,
+        }
+    )
     with pytest.raises(FamilyError) as exc:
         la.attach(model, {"type": "probe"})
     msg = str(exc.value)
@@ -120,8 +129,12 @@ def test_composition_order_pre_parallel_post_matches_hand_computation() -> None:
     la.set_active(model, ["b", "d"])  # subsets keep their order
     y2 = x @ W.t() + f("b", "parallel", x)
     torch.testing.assert_close(wrapper(x), y2 + f("d", "post", y2))
-    assert [(a.name, a.active) for a in la.list_adapters(model)] == [("a", False), ("b", True), ("c", False),
-                                                                     ("d", True)]
+    assert [(a.name, a.active) for a in la.list_adapters(model)] == [
+        ("a", False),
+        ("b", True),
+        ("c", False),
+        ("d", True),
+    ]
 
 
 def test_fused_part_on_gpt2_conv1d_matches_sliced_weights() -> None:
@@ -200,9 +213,18 @@ def test_named_adapters_and_detach_one() -> None:
 
 
 def test_attach_on_meta_device_allocates_nothing() -> None:
-    model = tiny_model_from_config({**TINY_LLAMA, "hidden_size": 4096, "intermediate_size": 11008,
-                                    "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 32,
-                                    "vocab_size": 32000}, device="meta")
+    model = tiny_model_from_config(
+        {
+            **TINY_LLAMA,
+            "hidden_size": 4096,
+            "intermediate_size": 11008,
+            "num_hidden_layers": 32,
+            "num_attention_heads": 32,
+            "num_key_value_heads": 32,
+            "vocab_size": 32000,
+        },
+        device="meta",
+    )
     la.attach(model, {"type": "probe", "rank": 8})
     trainable, total = la.trainable_parameters(model)
     assert trainable == 32 * 2 * (8 * 4096 + 4096 * 8)

@@ -10,9 +10,7 @@ import pytest
 
 from llm_adapters import hookspecs
 
-HOOKS = sorted(
-    name for name, fn in vars(hookspecs).items() if callable(fn) and hasattr(fn, "llm_adapters_spec")
-)
+HOOKS = sorted(name for name, fn in vars(hookspecs).items() if callable(fn) and hasattr(fn, "llm_adapters_spec"))
 TESTS_ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -95,8 +95,9 @@ def test_several_entry_points_of_one_distribution_are_separate_plugins(fake_eps:
         ("LLM_ADAPTERS_DISABLE_PLUGINS", "", ["first-dist", "second-dist"]),
     ],
 )
-def test_allow_and_block_lists(fake_eps: list, monkeypatch: pytest.MonkeyPatch, var: str, value: str,
-                               loaded: list) -> None:
+def test_allow_and_block_lists(
+    fake_eps: list, monkeypatch: pytest.MonkeyPatch, var: str, value: str, loaded: list
+) -> None:
     fake_eps.append(FakeEntryPoint("first", "first-dist", _module("f", register_adapters=_adapters(OtherProbe))))
     fake_eps.append(FakeEntryPoint("second", "second-dist", probe_plugin))
     monkeypatch.setenv(var, value)
@@ -174,7 +175,9 @@ def test_duplicate_model_type_is_a_conflict(fake_eps: list) -> None:
     fake_eps.append(FakeEntryPoint("one", "dist-one", probe_plugin))
     fake_eps.append(FakeEntryPoint("two", "dist-two", _module("two", register_model_families=register_model_families)))
     _build()
-    with pytest.raises(PluginConflictError, match="model_type 'llama' is claimed by family 'test-llama' \\(dist-one\\)"):
+    with pytest.raises(
+        PluginConflictError, match="model_type 'llama' is claimed by family 'test-llama' \\(dist-one\\)"
+    ):
         registry.get_registry()
 
 

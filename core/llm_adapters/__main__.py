@@ -1,0 +1,3 @@
+from llm_adapters.cli import main
+
+main()
