@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import click
-from click.testing import CliRunner
-
 import llm_adapters as la
+from click.testing import CliRunner
 from llm_adapters import hookimpl
 from llm_adapters.tasks import Task
 from llm_adapters.testing import use_plugins

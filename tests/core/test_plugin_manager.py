@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-
 from llm_adapters import hookimpl, plugins, registry
 from llm_adapters.errors import PluginConflictError, PluginError
 
