@@ -12,7 +12,10 @@ from . import __version__
 from .errors import LLMAdaptersError
 
 #: built-in command modules; each defines a click command named ``command``
-BUILTIN_COMMANDS = ("llm_adapters.commands.plugins",)
+BUILTIN_COMMANDS = (
+    "llm_adapters.commands.plugins",
+    "llm_adapters.commands.export",
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from .models import tiny_model, tiny_model_from_config
+from .models import tiny_model, tiny_model_from_config, tiny_tokenizer
 from .plugins import use_plugins
 
-__all__ = ["tiny_model", "tiny_model_from_config", "use_plugins"]
+__all__ = ["tiny_model", "tiny_model_from_config", "tiny_tokenizer", "use_plugins"]

@@ -32,3 +32,21 @@ def tiny_model(family: ModelFamily | str, *, seed: int = 0) -> nn.Module:
     if not family.tiny_config:
         raise ValueError(f"model family {family.name!r} declares no tiny_config")
     return tiny_model_from_config(family.tiny_config, seed=seed)
+
+
+def tiny_tokenizer() -> Any:
+    """A character-level tokenizer (printable ASCII and newline; ``<pad>`` 0, ``<s>`` 1, ``</s>`` 2,
+    ``<unk>`` 3; 100 tokens) built in-process, so tests need no file and no download. It adds ``<s>`` in front
+    of every text, as LLaMA tokenizers do."""
+    from tokenizers import Tokenizer, decoders, models, processors
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["<pad>", "<s>", "</s>", "<unk>"]
+    chars = [chr(i) for i in range(32, 127)] + ["\n"]
+    vocab = {t: i for i, t in enumerate(specials + chars)}
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="<unk>"))
+    tok.decoder = decoders.Fuse()
+    tok.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 1)])
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>", unk_token="<unk>"
+    )
