@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+
 from llm_adapters.testing import use_plugins
 
 from . import probe_plugin

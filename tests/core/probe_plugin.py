@@ -10,10 +10,11 @@ import math
 from typing import Literal
 
 import torch
-from llm_adapters import AdapterConfig, AdapterLayer, AdapterType, ModelFamily, Placement, Site, hookimpl
-from llm_adapters.family import FusedProjection
 from pydantic import Field
 from torch import nn
+
+from llm_adapters import AdapterConfig, AdapterLayer, AdapterType, ModelFamily, Placement, Site, hookimpl
+from llm_adapters.family import FusedProjection
 
 
 class ProbeConfig(AdapterConfig):

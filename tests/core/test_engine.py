@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import llm_adapters as la
 import pytest
 import torch
+from torch import nn
+
+import llm_adapters as la
 from llm_adapters.engine import adapter_parameters
 from llm_adapters.errors import AdapterStateError, ConfigError, FamilyError, TargetError
 from llm_adapters.testing import tiny_model_from_config
 from llm_adapters.wrapper import AdaptedModule
-from torch import nn
 
 from .probe_plugin import TINY_GPT2, TINY_LLAMA
 

@@ -6,14 +6,15 @@ import json
 import os
 from pathlib import Path
 
-import llm_adapters as la
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
+
+import llm_adapters as la
 from llm_adapters.engine import adapter_parameters
 from llm_adapters.errors import AdapterFileError
 from llm_adapters.files import CONFIG_NAME, FORMAT_VERSION, WEIGHTS_NAME, fingerprint
 from llm_adapters.testing import tiny_model_from_config
-from safetensors.torch import load_file, save_file
 
 from .probe_plugin import TINY_GPT2, TINY_LLAMA
 

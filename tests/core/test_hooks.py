@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import click
-import llm_adapters as la
 from click.testing import CliRunner
+
+import llm_adapters as la
 from llm_adapters import hookimpl
 from llm_adapters.tasks import Task
 from llm_adapters.testing import use_plugins

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+
 from llm_adapters import hookspecs
 
 HOOKS = sorted(name for name, fn in vars(hookspecs).items() if callable(fn) and hasattr(fn, "llm_adapters_spec"))

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+
 from llm_adapters import hookimpl, plugins, registry
 from llm_adapters.errors import PluginConflictError, PluginError
 
