@@ -163,10 +163,23 @@ class AdapterLayer(nn.Module):
 
 class ModelAdapter(nn.Module):
     """A model-level adapter (prompt-based methods). The core stores it on the model, saves its parameters,
-    and calls :meth:`pre_forward` before every forward of the model while it is active."""
+    and, while it is active, calls :meth:`pre_forward` before and :meth:`post_forward` after every forward
+    of the model (``model(...)``, so also every step of ``model.generate`` and every training step).
+
+    Several active model-level adapters are called in attachment order before the forward and in reverse
+    order after it. Positional arguments are bound to the names of the model's ``forward`` parameters
+    first, so ``pre_forward`` always receives ``args == ()`` and finds every input in ``kwargs``
+    (``input_ids``, ``attention_mask``, ``cache``, ...).
+    """
 
     def pre_forward(self, model: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+        """Return the ``(args, kwargs)`` the model's forward is called with."""
         raise NotImplementedError
+
+    def post_forward(self, model: nn.Module, kwargs: dict, output: Any) -> Any:
+        """Return the model's output, changed if need be (e.g. logits of virtual positions removed).
+        ``kwargs`` are the keyword arguments the forward ran with. Default: ``output`` unchanged."""
+        return output
 
     def on_detach(self, model: nn.Module) -> None:
         """Undo anything :meth:`pre_forward` or construction changed on the model."""

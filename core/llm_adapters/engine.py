@@ -8,6 +8,7 @@ wrappers in the module tree, and model-level adapters under ``model.llm_adapters
 from __future__ import annotations
 
 import functools
+import inspect
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,7 +53,7 @@ class AdapterState:
     active: list[str] = field(default_factory=list)
     merged: set[str] = field(default_factory=set)
     requires_grad: dict[str, bool] = field(default_factory=dict)  # base parameter name -> flag before attach
-    hook: Any = None
+    hooks: list[Any] = field(default_factory=list)  # the model-level forward pre- and post-hook handles
 
 
 @dataclass(frozen=True)
@@ -239,17 +240,53 @@ def _attach_model_level(
         container = nn.ModuleDict()
         model.add_module(MODEL_LEVEL_ATTR, container)
     container[record.name] = module
-    if state.hook is None:
-        state.hook = model.register_forward_pre_hook(_model_level_hook, with_kwargs=True)
+    if not state.hooks:
+        state.hooks = [
+            model.register_forward_pre_hook(_model_level_pre_hook, with_kwargs=True),
+            model.register_forward_hook(_model_level_post_hook, with_kwargs=True),
+        ]
 
 
-def _model_level_hook(model: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
-    state = _state(model)
-    container = getattr(model, MODEL_LEVEL_ATTR)
-    for name in state.active:
-        if name in container:
-            args, kwargs = container[name].pre_forward(model, args, kwargs)
+def _active_model_level(model: nn.Module) -> list[ModelAdapter]:
+    state = model.__dict__.get(STATE_ATTR)
+    container = getattr(model, MODEL_LEVEL_ATTR, None)
+    if state is None or container is None:
+        return []
+    return [container[name] for name in state.active if name in container]
+
+
+def _bind_positional(model: nn.Module, args: tuple, kwargs: dict) -> dict:
+    """``kwargs`` plus ``args`` bound to the names of the model's forward parameters."""
+    params = [
+        p.name
+        for p in inspect.signature(model.forward).parameters.values()
+        if p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    ]
+    if len(args) > len(params):
+        raise TypeError(f"{type(model).__name__}.forward takes {len(params)} positional arguments, got {len(args)}")
+    bound = dict(zip(params[: len(args)], args, strict=True))
+    clash = sorted(set(bound) & set(kwargs))
+    if clash:
+        raise TypeError(f"{type(model).__name__}.forward got multiple values for {', '.join(clash)}")
+    return {**bound, **kwargs}
+
+
+def _model_level_pre_hook(model: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict] | None:
+    """Runs before every forward: the active model-level adapters' ``pre_forward``, in attachment order."""
+    active = _active_model_level(model)
+    if not active:
+        return None
+    args, kwargs = (), _bind_positional(model, args, kwargs)
+    for module in active:
+        args, kwargs = module.pre_forward(model, args, kwargs)
     return args, kwargs
+
+
+def _model_level_post_hook(model: nn.Module, args: tuple, kwargs: dict, output: Any) -> Any:
+    """Runs after every forward: the active model-level adapters' ``post_forward``, in reverse order."""
+    for module in reversed(_active_model_level(model)):
+        output = module.post_forward(model, kwargs, output)
+    return output
 
 
 def _apply_active(model: nn.Module, state: AdapterState) -> None:
@@ -410,9 +447,9 @@ def detach(model: nn.Module, name: str | list[str] | None = None) -> nn.Module:
     container = getattr(model, MODEL_LEVEL_ATTR, None)
     if container is not None and len(container) == 0:
         delattr(model, MODEL_LEVEL_ATTR)
-        if state.hook is not None:
-            state.hook.remove()
-            state.hook = None
+        for handle in state.hooks:
+            handle.remove()
+        state.hooks = []
     if not state.records:
         for pname, p in model.named_parameters():
             if pname in state.requires_grad:
