@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import torch
-from llm_adapters.engine import adapter_parameters
 from torch import nn
+
+from llm_adapters.engine import adapter_parameters
 
 
 def randomise(model: nn.Module, name: str = "default", seed: int = 1, std: float = 0.1) -> None:

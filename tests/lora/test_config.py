@@ -6,9 +6,9 @@ from __future__ import annotations
 import math
 
 import pytest
+
 from llm_adapters.config import parse_config
 from llm_adapters.errors import ConfigError
-
 from llm_adapters_lora import LoRA, LoRAConfig
 
 

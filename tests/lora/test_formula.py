@@ -6,12 +6,12 @@ from __future__ import annotations
 import copy
 import math
 
-import llm_adapters as la
 import pytest
 import torch
-from llm_adapters.engine import adapter_parameters
 from torch import nn
 
+import llm_adapters as la
+from llm_adapters.engine import adapter_parameters
 from llm_adapters_lora import DoRALayer, LoRALayer
 
 from .helpers import randomise
