@@ -14,6 +14,7 @@ from .errors import LLMAdaptersError
 #: built-in command modules; each defines a click command named ``command``
 BUILTIN_COMMANDS = (
     "llm_adapters.commands.plugins",
+    "llm_adapters.commands.train",
     "llm_adapters.commands.export",
 )
 
