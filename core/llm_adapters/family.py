@@ -47,7 +47,12 @@ QKV_PARTS: tuple[str, ...] = ("q", "k", "v")
 
 @dataclass(frozen=True)
 class AttentionDims:
-    """What prompt-based methods need to know about a model's attention."""
+    """What prompt-based methods need to know about a model's attention.
+
+    ``num_key_value_heads`` is the number of key/value heads the KV cache holds per layer (keys and values
+    are ``(batch, num_key_value_heads, length, head_dim)``); it is smaller than ``num_attention_heads``
+    under grouped-query or multi-query attention.
+    """
 
     num_layers: int
     hidden_size: int
@@ -61,7 +66,7 @@ class FusedProjection:
     """How a fused q/k/v projection lays out its output features.
 
     ``layout``:
-      * ``"contiguous"``: ``[q (H*d) | k (KV*d) | v (KV*d)]`` (GPT-2 ``c_attn``, Falcon, Phi-3).
+      * ``"contiguous"``: ``[q (H*d) | k (KV*d) | v (KV*d)]`` (GPT-2 ``c_attn``, Phi-3).
       * ``"per_head"``: grouped by key/value head. With ``r = H / KV`` query heads per key/value head, the
         output is viewed as ``(KV, r + 2, d)``: for each group ``g`` the rows of its ``r`` query heads, then
         its key head, then its value head. Without grouping (``r = 1``) that is ``(H, 3, d)``, each head's

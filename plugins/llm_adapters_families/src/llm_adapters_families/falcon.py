@@ -8,32 +8,47 @@ Falcon views ``self_attention.query_key_value``'s output in one of three ways, a
 * ``multi_query`` (Falcon-7B): one key and one value head after all query heads, ``(heads + 2, head_dim)``;
 * neither: ``(heads, 3, head_dim)``, as in BLOOM.
 
-``config.num_kv_heads`` equals the head count for Falcon-7B although it uses a single key/value head, so
-this family reads the effective number itself. The layer norms differ between these variants too
-(``input_layernorm`` alone, with ``post_attention_layernorm``, or ``ln_attn`` + ``ln_mlp``), so no norm
-role is mapped; target them by module name.
+Falcon's key/value head count also depends on the variant, and it differs between the projection and the
+cache: Falcon-40B's projection has ``num_kv_heads`` key/value heads, but it broadcasts them to every query
+head before the cache, which then holds ``heads`` of them; Falcon-7B has one (while ``config.num_kv_heads``
+says ``heads``). :meth:`FalconFamily.dims` reports the cache's geometry (what prompt-based methods build),
+and :meth:`FalconFamily.part_indices` the projection's grouping. The layer norms differ between the
+variants too (``input_layernorm`` alone, with ``post_attention_layernorm``, or ``ln_attn`` + ``ln_mlp``),
+so no norm role is mapped; target them by module name.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
+import torch
 from llm_adapters import AttentionDims, FusedProjection, ModelFamily, hookimpl
 
 
+def projection_kv_heads(config: Any) -> int:
+    """Key/value heads in ``query_key_value``'s output (the groups of the fused layout)."""
+    if getattr(config, "new_decoder_architecture", False):
+        return int(config.num_kv_heads)
+    if getattr(config, "multi_query", False):
+        return 1
+    return int(config.num_attention_heads)
+
+
 class FalconFamily(ModelFamily):
-    """Falcon's attention geometry: the effective key/value head count depends on the variant."""
+    """Falcon: the key/value head count depends on the variant, and on cache versus projection."""
 
     def dims(self, config: Any) -> AttentionDims:
+        """The attention geometry as the KV cache holds it (keys and values per layer)."""
         dims = super().dims(config)
-        if getattr(config, "new_decoder_architecture", False):
-            kv = int(config.num_kv_heads)
-        elif getattr(config, "multi_query", False):
-            kv = 1
-        else:
-            kv = dims.num_attention_heads
-        return AttentionDims(dims.num_layers, dims.hidden_size, dims.num_attention_heads, kv, dims.head_dim)
+        multi_query = getattr(config, "multi_query", False) and not getattr(config, "new_decoder_architecture", False)
+        return replace(dims, num_key_value_heads=1 if multi_query else dims.num_attention_heads)
+
+    def part_indices(self, role_of_module: str, part: str, config: Any) -> torch.Tensor:
+        """Rows of ``part`` in the fused projection, grouped by the projection's own key/value heads."""
+        dims = replace(super().dims(config), num_key_value_heads=projection_kv_heads(config))
+        return self.fused[role_of_module].part_indices(part, dims)
 
 
 FAMILY = FalconFamily(

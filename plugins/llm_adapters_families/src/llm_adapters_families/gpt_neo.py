@@ -39,6 +39,7 @@ FAMILY = ModelFamily(
         "embed_dropout": 0.0,
         "attention_dropout": 0.0,
         "resid_dropout": 0.0,
+        "classifier_dropout": 0.0,
         "bos_token_id": 1,
         "eos_token_id": 2,
     },

@@ -36,6 +36,7 @@ FAMILY = ModelFamily(
         "max_position_embeddings": 64,
         "attention_dropout": 0.0,
         "hidden_dropout": 0.0,
+        "classifier_dropout": 0.0,
         "tie_word_embeddings": False,
         "bos_token_id": 1,
         "eos_token_id": 2,
