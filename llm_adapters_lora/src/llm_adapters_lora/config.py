@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from llm_adapters import AdapterConfig
 from pydantic import Field, field_validator
 from pydantic_core import PydanticCustomError
+
+from llm_adapters import AdapterConfig
 
 #: Targets, in roles, used when ``target_modules`` is not given.
 PRESETS: dict[str, tuple[str, ...]] = {

@@ -32,8 +32,9 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
-from llm_adapters import AdapterLayer
 from torch import nn
+
+from llm_adapters import AdapterLayer
 
 
 class LoRALayer(AdapterLayer):
