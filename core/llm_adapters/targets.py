@@ -91,7 +91,11 @@ def resolve_targets(
                 role = _role_of(family, p)
                 add(p, pl.kind_for(role), None, role)
             continue
-        if pl.target in ROLES or (pl.target.startswith(("attn.", "mlp.", "norm.")) and "." in pl.target):
+        # a role, or something shaped like one that is no module-name suffix here (a misspelt role: say so)
+        role_like = pl.target.startswith(("attn.", "mlp.", "norm.")) and not any(
+            _suffix_match(p, pl.target) for p in paths
+        )
+        if pl.target in ROLES or role_like:
             if family is None:
                 from .registry import require_family
 

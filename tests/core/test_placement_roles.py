@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from llm_adapters import Placement
 from llm_adapters.errors import TargetError
 from llm_adapters.targets import resolve_targets
@@ -60,3 +61,14 @@ def test_optional_placements_are_skipped_where_nothing_fits() -> None:
     assert [s.module_path for s in sites] == ["transformer.h.0.mlp.c_proj", "transformer.h.1.mlp.c_proj"]
     with pytest.raises(TargetError, match="model family 'test-gpt2' has no role 'mlp.gate'"):
         resolve_targets(model, [Placement("mlp.gate", "pre")], GPT2, adapter="probe")
+
+
+def test_a_suffix_shaped_like_a_role_matches_modules_and_a_misspelt_role_still_says_so() -> None:
+    model = tiny_model_from_config(TINY_GPT2)
+    sites = resolve_targets(model, [Placement("mlp.c_proj", "post")], GPT2, adapter="probe")
+    assert [(s.module_path, s.role) for s in sites] == [
+        ("transformer.h.0.mlp.c_proj", "mlp.down"),
+        ("transformer.h.1.mlp.c_proj", "mlp.down"),
+    ]
+    with pytest.raises(TargetError, match="model family 'test-gpt2' has no role 'mlp.dwn'"):
+        resolve_targets(model, [Placement("mlp.dwn", "post")], GPT2, adapter="probe")
