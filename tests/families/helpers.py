@@ -81,3 +81,19 @@ def expected_linear_shapes(config: Any) -> dict[str, tuple[int, int]]:
         "mlp.up": (inner, d),
         "mlp.down": (d, inner),
     }
+
+
+#: tiny configurations of the fused-projection layouts, Falcon's three variants included
+def fused_cases() -> dict[str, dict[str, Any]]:
+    from llm_adapters import model_families
+
+    fams = model_families()
+    falcon = dict(fams["falcon"].tiny_config)
+    return {
+        "gpt2": dict(fams["gpt2"].tiny_config),
+        "bloom": dict(fams["bloom"].tiny_config),
+        "gpt_neox": dict(fams["gpt_neox"].tiny_config),
+        "falcon-grouped": falcon,  # Falcon-40B layout: 4 heads, 2 kv heads
+        "falcon-multi-query": {**falcon, "new_decoder_architecture": False, "multi_query": True},  # Falcon-7B
+        "falcon-per-head": {**falcon, "new_decoder_architecture": False, "multi_query": False, "num_kv_heads": 4},
+    }

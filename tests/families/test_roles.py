@@ -15,7 +15,7 @@ from llm_adapters.testing import tiny_model
 from llm_adapters.testing.models import tiny_model_from_config
 from torch import nn
 
-from .helpers import EXPECTED_FAMILIES, expected_linear_shapes, geometry, linear_shape
+from .helpers import EXPECTED_FAMILIES, expected_linear_shapes, fused_cases, geometry, linear_shape
 
 FAMILIES = sorted(EXPECTED_FAMILIES)
 LINEAR_ROLES = ("attn.q", "attn.k", "attn.v", "attn.o", "attn.qkv", "mlp.gate", "mlp.up", "mlp.down")
@@ -162,3 +162,17 @@ def test_every_llama_style_model_type_has_the_layout(model_type: str) -> None:
 
 def test_fused_families_are_the_ones_with_a_fused_projection() -> None:
     assert {n for n, f in model_families().items() if "attn.qkv" in f.fused} == FUSED
+
+
+@pytest.mark.parametrize("variant", ["falcon-grouped", "falcon-multi-query", "falcon-per-head"])
+def test_falcon_variants_resolve_and_match_the_kv_cache(variant: str) -> None:
+    family = _family("falcon")
+    model = tiny_model_from_config(fused_cases()[variant])
+    check_roles(model, family, UNMAPPED["falcon"])
+    with torch.no_grad():
+        cache = model(input_ids=_ids(model.config.vocab_size, batch=2, length=4), use_cache=True).past_key_values
+    dims = family.dims(model.config)
+    expected_kv = 1 if variant == "falcon-multi-query" else 4  # Falcon-40B broadcasts its 2 kv heads to all 4
+    assert dims.num_key_value_heads == expected_kv
+    for layer in cache.layers:
+        assert tuple(layer.keys.shape) == (2, expected_kv, 4, dims.head_dim)
