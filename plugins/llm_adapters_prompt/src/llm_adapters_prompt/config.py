@@ -1,0 +1,160 @@
+"""Configs of the three prompt-based adapter types: validated, every field described.
+
+Errors name the adapter, the field and the value (the core formats pydantic's errors as
+``adapter 'prefix': num_virtual_tokens: input should be greater than or equal to 1, got 0``).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+from llm_adapters import AdapterConfig
+
+#: the paper's best prefix length (LLM-Adapters, section 4); the reference's finetune.py defaulted to 30
+DEFAULT_VIRTUAL_TOKENS = 10
+MAX_VIRTUAL_TOKENS = 4096
+
+
+def _virtual_tokens_field(what: str) -> object:
+    return Field(
+        DEFAULT_VIRTUAL_TOKENS,
+        ge=1,
+        le=MAX_VIRTUAL_TOKENS,
+        description=f"Number of virtual tokens {what} (default 10, the paper's best for prefix tuning).",
+    )
+
+
+class _PromptConfigBase(AdapterConfig):
+    """Shared by the three types: they are model-level and take no ``target_modules``."""
+
+    @field_validator("target_modules")
+    @classmethod
+    def _no_targets(cls, value: object) -> object:
+        if value is not None:
+            raise PydanticCustomError(
+                "no_targets",
+                "prompt-based adapters act on the whole model and take no target_modules",
+            )
+        return value
+
+
+class PrefixConfig(_PromptConfigBase):
+    """Prefix tuning (Li & Liang, 2021): learned keys and values prepended in every attention layer."""
+
+    type: Literal["prefix"] = Field("prefix", description="The adapter type: always 'prefix'.")
+    num_virtual_tokens: int = _virtual_tokens_field(
+        "whose keys and values every attention layer sees; the reference's finetune.py used 30"
+    )  # type: ignore[assignment]
+    prefix_projection: bool = Field(
+        False,
+        description=(
+            "Reparameterise the prefix through an MLP (embedding -> Linear -> tanh -> Linear), as Li & Liang "
+            "do for stability; the MLP is trained and saved with the prefix."
+        ),
+    )
+    encoder_hidden_size: int | None = Field(
+        None,
+        ge=1,
+        description="Hidden width of the reparameterisation MLP (only with prefix_projection; default: the "
+        "model's hidden size).",
+    )
+
+    @model_validator(mode="after")
+    def _projection_width(self) -> PrefixConfig:
+        if self.encoder_hidden_size is not None and not self.prefix_projection:
+            raise PydanticCustomError(
+                "projection_width",
+                "encoder_hidden_size applies only with prefix_projection=true, got encoder_hidden_size="
+                "{value} and prefix_projection=false",
+                {"value": self.encoder_hidden_size},
+            )
+        return self
+
+
+class PromptConfig(_PromptConfigBase):
+    """Prompt tuning (Lester et al., 2021): learned input embeddings prepended to the input."""
+
+    type: Literal["prompt"] = Field("prompt", description="The adapter type: always 'prompt'.")
+    num_virtual_tokens: int = _virtual_tokens_field("prepended to the input embeddings")  # type: ignore[assignment]
+    init: Literal["random", "text"] = Field(
+        "random",
+        description=(
+            "Initialisation of the virtual tokens: 'random' (standard normal, as the reference) or 'text' (the "
+            "word embeddings of init_text's tokens, repeated or cut to num_virtual_tokens)."
+        ),
+    )
+    init_text: str | None = Field(
+        None, min_length=1, description="Text whose token embeddings initialise the prompt (init='text')."
+    )
+    init_token_ids: list[int] | None = Field(
+        None,
+        min_length=1,
+        description=(
+            "Token ids whose embeddings initialise the prompt (init='text'). Filled in from init_text when the "
+            "adapter is created, so that loading a saved adapter needs no tokenizer."
+        ),
+    )
+    tokenizer_name_or_path: str | None = Field(
+        None,
+        description=(
+            "Tokenizer that turns init_text into token ids: a local directory, a hub id or an embedded model name "
+            "(default: the model's own name_or_path)."
+        ),
+    )
+
+    @field_validator("init_token_ids")
+    @classmethod
+    def _non_negative_ids(cls, value: list[int] | None) -> list[int] | None:
+        if value is not None and any(i < 0 for i in value):
+            raise PydanticCustomError("negative_id", "token ids must be >= 0")
+        return value
+
+    @model_validator(mode="after")
+    def _text_init(self) -> PromptConfig:
+        if self.init == "text" and self.init_text is None and self.init_token_ids is None:
+            raise PydanticCustomError("text_init", "init='text' needs init_text or init_token_ids")
+        if self.init == "random" and (self.init_text is not None or self.init_token_ids is not None):
+            raise PydanticCustomError(
+                "random_init", "init_text / init_token_ids apply only with init='text', got init='random'"
+            )
+        return self
+
+
+class PTuningConfig(_PromptConfigBase):
+    """P-tuning (Liu et al., 2021): virtual tokens produced by a trained prompt encoder (MLP or LSTM)."""
+
+    type: Literal["ptuning"] = Field("ptuning", description="The adapter type: always 'ptuning'.")
+    num_virtual_tokens: int = _virtual_tokens_field("prepended to the input embeddings")  # type: ignore[assignment]
+    encoder: Literal["mlp", "lstm"] = Field(
+        "mlp",
+        description=(
+            "Prompt encoder: 'mlp' (Linear -> ReLU -> Linear -> ReLU -> Linear) or 'lstm' (a bidirectional LSTM, "
+            "then Linear -> ReLU -> Linear)."
+        ),
+    )
+    encoder_hidden_size: int | None = Field(
+        None, ge=1, description="Hidden width of the prompt encoder (default: the model's hidden size)."
+    )
+    encoder_num_layers: int = Field(2, ge=1, le=16, description="Number of LSTM layers (encoder='lstm' only).")
+    encoder_dropout: float = Field(
+        0.0, ge=0.0, lt=1.0, description="Dropout between LSTM layers (encoder='lstm' only, training only)."
+    )
+
+    @model_validator(mode="after")
+    def _lstm_only(self) -> PTuningConfig:
+        if self.encoder == "mlp":
+            # a saved config holds every field, so only values other than the defaults are mistakes
+            defaults = {
+                name: type(self).model_fields[name].default for name in ("encoder_num_layers", "encoder_dropout")
+            }
+            given = sorted(name for name, default in defaults.items() if getattr(self, name) != default)
+            if given:
+                raise PydanticCustomError(
+                    "lstm_only",
+                    "{fields} apply only with encoder='lstm', got encoder='mlp'",
+                    {"fields": ", ".join(given)},
+                )
+        return self
