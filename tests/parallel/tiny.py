@@ -32,6 +32,8 @@ def gpt2(seed: int = 0) -> GPT2LMHeadModel:
         resid_pdrop=0.0,
         embd_pdrop=0.0,
         attn_pdrop=0.0,
+        bos_token_id=1,
+        eos_token_id=2,
     )
     torch.manual_seed(seed)
     return GPT2LMHeadModel(config).eval()
