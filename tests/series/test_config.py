@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from transformers.activations import ACT2FN
 
-from llm_adapters.config import parse_config
+from llm_adapters.config import parse_config, parse_option
 from llm_adapters.errors import ConfigError
 from llm_adapters_series import SeriesConfig
 
@@ -93,6 +93,11 @@ def test_mam_adapter_is_the_identity_start() -> None:
 
 def test_placement_entries_are_normalised() -> None:
     assert parse(placement=[" attn.o : post", "up_proj:pre"]).placement == ["attn.o:post", "up_proj:pre"]
+
+
+def test_placement_from_a_command_line_option() -> None:
+    key, value = parse_option("placement=attn.o:post,mlp.down:post")
+    assert parse(**{key: value}).placement == ["attn.o:post", "mlp.down:post"]
 
 
 @pytest.mark.parametrize(

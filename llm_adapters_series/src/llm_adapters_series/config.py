@@ -76,7 +76,8 @@ class SeriesConfig(AdapterConfig):
         description=(
             "Explicit placement: '<target>:<kind>' strings, <target> a role (attn.o, mlp.down, ...) or a "
             "module-name suffix (o_proj, mlp.c_proj), <kind> 'pre' (on the module's input) or 'post' (on its "
-            "output); e.g. ['attn.o:post'] for after the attention output. Excludes target_modules."
+            "output); e.g. ['attn.o:post'] for after the attention output (a comma-separated string is accepted). "
+            "Excludes target_modules."
         ),
     )
 
@@ -130,6 +131,12 @@ class SeriesConfig(AdapterConfig):
         if isinstance(value, str) and not value.strip():
             raise PydanticCustomError("empty_targets", "the regex must not be empty")
         return value
+
+    @field_validator("placement", mode="before")
+    @classmethod
+    def _placement_from_text(cls, value: Any) -> Any:
+        # a command-line option gives one comma-separated string: placement=attn.o:post,mlp.down:post
+        return [v for v in value.split(",") if v.strip()] if isinstance(value, str) else value
 
     @field_validator("placement")
     @classmethod
