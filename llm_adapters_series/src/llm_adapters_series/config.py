@@ -80,7 +80,6 @@ class SeriesConfig(AdapterConfig):
             "Excludes target_modules."
         ),
     )
-
     variant: Literal["adapterh", "adapterp"] = Field(
         "adapterh",
         description=(
