@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
 from llm_adapters import AdapterConfig
@@ -62,16 +62,12 @@ class PrefixConfig(_PromptConfigBase):
         "model's hidden size).",
     )
 
-    @model_validator(mode="after")
-    def _projection_width(self) -> PrefixConfig:
-        if self.encoder_hidden_size is not None and not self.prefix_projection:
-            raise PydanticCustomError(
-                "projection_width",
-                "encoder_hidden_size applies only with prefix_projection=true, got encoder_hidden_size="
-                "{value} and prefix_projection=false",
-                {"value": self.encoder_hidden_size},
-            )
-        return self
+    @field_validator("encoder_hidden_size")
+    @classmethod
+    def _projection_width(cls, value: int | None, info: ValidationInfo) -> int | None:
+        if value is not None and not info.data.get("prefix_projection"):
+            raise PydanticCustomError("projection_only", "applies only with prefix_projection=true")
+        return value
 
 
 class PromptConfig(_PromptConfigBase):
@@ -92,6 +88,7 @@ class PromptConfig(_PromptConfigBase):
     init_token_ids: list[int] | None = Field(
         None,
         min_length=1,
+        validate_default=True,
         description=(
             "Token ids whose embeddings initialise the prompt (init='text'). Filled in from init_text when the "
             "adapter is created, so that loading a saved adapter needs no tokenizer."
@@ -105,22 +102,23 @@ class PromptConfig(_PromptConfigBase):
         ),
     )
 
-    @field_validator("init_token_ids")
+    @field_validator("init_text")
     @classmethod
-    def _non_negative_ids(cls, value: list[int] | None) -> list[int] | None:
-        if value is not None and any(i < 0 for i in value):
-            raise PydanticCustomError("negative_id", "token ids must be >= 0")
+    def _text_needs_text_init(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and info.data.get("init") != "text":
+            raise PydanticCustomError("text_init_only", "applies only with init='text'")
         return value
 
-    @model_validator(mode="after")
-    def _text_init(self) -> PromptConfig:
-        if self.init == "text" and self.init_text is None and self.init_token_ids is None:
+    @field_validator("init_token_ids")
+    @classmethod
+    def _token_ids(cls, value: list[int] | None, info: ValidationInfo) -> list[int] | None:
+        if value is not None and any(i < 0 for i in value):
+            raise PydanticCustomError("negative_id", "token ids must be >= 0")
+        if value is not None and info.data.get("init") != "text":
+            raise PydanticCustomError("text_init_only", "applies only with init='text'")
+        if value is None and info.data.get("init") == "text" and info.data.get("init_text") is None:
             raise PydanticCustomError("text_init", "init='text' needs init_text or init_token_ids")
-        if self.init == "random" and (self.init_text is not None or self.init_token_ids is not None):
-            raise PydanticCustomError(
-                "random_init", "init_text / init_token_ids apply only with init='text', got init='random'"
-            )
-        return self
+        return value
 
 
 class PTuningConfig(_PromptConfigBase):
@@ -143,18 +141,11 @@ class PTuningConfig(_PromptConfigBase):
         0.0, ge=0.0, lt=1.0, description="Dropout between LSTM layers (encoder='lstm' only, training only)."
     )
 
-    @model_validator(mode="after")
-    def _lstm_only(self) -> PTuningConfig:
-        if self.encoder == "mlp":
-            # a saved config holds every field, so only values other than the defaults are mistakes
-            defaults = {
-                name: type(self).model_fields[name].default for name in ("encoder_num_layers", "encoder_dropout")
-            }
-            given = sorted(name for name, default in defaults.items() if getattr(self, name) != default)
-            if given:
-                raise PydanticCustomError(
-                    "lstm_only",
-                    "{fields} apply only with encoder='lstm', got encoder='mlp'",
-                    {"fields": ", ".join(given)},
-                )
-        return self
+    @field_validator("encoder_num_layers", "encoder_dropout")
+    @classmethod
+    def _lstm_only(cls, value: float, info: ValidationInfo) -> float:
+        # a saved config holds every field, so only values other than the defaults are mistakes
+        default = cls.model_fields[info.field_name].default  # type: ignore[index]
+        if info.data.get("encoder") != "lstm" and value != default:
+            raise PydanticCustomError("lstm_only", "applies only with encoder='lstm'")
+        return value
