@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+
 from llm_adapters.plugins import PluginManager
 from llm_adapters.testing import use_plugins
 

@@ -6,10 +6,11 @@ family (its rows are rendered by :func:`render_row`, and a test checks that the 
 
 from __future__ import annotations
 
+from torch import nn
+
 from llm_adapters import Placement
 from llm_adapters.family import ModelFamily
 from llm_adapters.targets import resolve_targets
-from torch import nn
 
 #: column -> placements in roles; ``mlp.gate`` is used only where the family has a gate
 DEFAULT_PLACEMENTS: dict[str, tuple[tuple[str, str], ...]] = {

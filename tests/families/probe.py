@@ -12,9 +12,10 @@ from collections.abc import Callable
 from typing import Literal
 
 import torch
-from llm_adapters import AdapterConfig, AdapterLayer, AdapterType, Placement, Site, hookimpl
 from pydantic import Field
 from torch import nn
+
+from llm_adapters import AdapterConfig, AdapterLayer, AdapterType, Placement, Site, hookimpl
 
 
 class FamProbeConfig(AdapterConfig):

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 import torch
+
 from llm_adapters import AttentionDims, FusedProjection, model_families
 from llm_adapters.testing.models import tiny_model_from_config
 
@@ -60,7 +61,9 @@ def test_part_rows_select_the_models_own_q_k_v(case: str) -> None:
 
 # ---- the layouts themselves, against explicit reshapes -------------------------------------------
 def _dims(heads: int, kv: int, d: int) -> AttentionDims:
-    return AttentionDims(num_layers=1, hidden_size=heads * d, num_attention_heads=heads, num_key_value_heads=kv, head_dim=d)
+    return AttentionDims(
+        num_layers=1, hidden_size=heads * d, num_attention_heads=heads, num_key_value_heads=kv, head_dim=d
+    )
 
 
 @pytest.mark.parametrize(("heads", "kv", "d"), [(4, 4, 3), (6, 2, 2), (8, 1, 2), (3, 3, 1)])
@@ -78,7 +81,9 @@ def test_per_head_without_grouping_is_bloom_view() -> None:
     heads, d = 4, 3
     view = torch.arange(3 * heads * d).view(heads, 3, d)  # BLOOM: (heads, 3, head_dim)
     for i, part in enumerate("qkv"):
-        assert torch.equal(FusedProjection("per_head").part_indices(part, _dims(heads, heads, d)), view[:, i].reshape(-1))
+        assert torch.equal(
+            FusedProjection("per_head").part_indices(part, _dims(heads, heads, d)), view[:, i].reshape(-1)
+        )
 
 
 def test_per_head_with_one_kv_head_equals_contiguous() -> None:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import llm_adapters as la
 import pytest
 import torch
+
+import llm_adapters as la
 from llm_adapters import model_families
 from llm_adapters.engine import adapter_parameters
 from llm_adapters.testing import tiny_model

@@ -9,13 +9,14 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-import llm_adapters as la
 import pytest
 import torch
+from torch import nn
+
+import llm_adapters as la
 from llm_adapters import model_families
 from llm_adapters.engine import adapter_parameters
 from llm_adapters.testing.models import tiny_model_from_config
-from torch import nn
 
 from .helpers import fused_cases
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from llm_adapters import Placement, model_families
 from llm_adapters.targets import resolve_targets
 from llm_adapters.testing import tiny_model
@@ -30,7 +31,9 @@ def test_default_roles_resolve_to_the_reference_modules(name: str, column: str) 
     if fused_rewrite:
         # the reference's single-entry rewrite meant "LoRA on the query and value rows of the fused
         # projection" (and on BLOOM / GPT-NeoX picked the wrong rows); the roles give exactly those parts
-        assert {(path.rsplit(".", 1)[-1], part) for path, part, _ in ours} == {(m, p) for m in fused_rewrite for p in "qv"}
+        assert {(path.rsplit(".", 1)[-1], part) for path, part, _ in ours} == {
+            (m, p) for m in fused_rewrite for p in "qv"
+        }
         return
     series = column.startswith("Series") or column == "AdapterP"
     leaves = {path.rsplit(".", 1)[-1] + (f" ({kind})" if series else "") for path, _, kind in ours}

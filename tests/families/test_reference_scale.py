@@ -10,8 +10,9 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-import llm_adapters as la
 import pytest
+
+import llm_adapters as la
 from llm_adapters import model_families
 from llm_adapters.testing.models import tiny_model_from_config
 
@@ -25,7 +26,13 @@ LLAMA_7B = {
     "num_attention_heads": 32,
     "vocab_size": 32000,
 }
-LLAMA_13B = {**LLAMA_7B, "hidden_size": 5120, "intermediate_size": 13824, "num_hidden_layers": 40, "num_attention_heads": 40}
+LLAMA_13B = {
+    **LLAMA_7B,
+    "hidden_size": 5120,
+    "intermediate_size": 13824,
+    "num_hidden_layers": 40,
+    "num_attention_heads": 40,
+}
 BLOOM_7B1 = {"model_type": "bloom", "hidden_size": 4096, "n_layer": 30, "n_head": 32, "vocab_size": 250880}
 GPTJ_6B = {
     "model_type": "gptj",

@@ -8,12 +8,13 @@ from typing import Any
 
 import pytest
 import torch
+from torch import nn
+
 from llm_adapters import Placement, model_families
 from llm_adapters.family import ROLES, ModelFamily
 from llm_adapters.targets import resolve_targets
 from llm_adapters.testing import tiny_model
 from llm_adapters.testing.models import tiny_model_from_config
-from torch import nn
 
 from .helpers import EXPECTED_FAMILIES, expected_linear_shapes, fused_cases, geometry, linear_shape
 

@@ -24,6 +24,7 @@ from dataclasses import replace
 from typing import Any
 
 import torch
+
 from llm_adapters import AttentionDims, FusedProjection, ModelFamily, hookimpl
 
 
