@@ -8,6 +8,10 @@ import torch
 from torch import nn
 from transformers.pytorch_utils import Conv1D
 
+from llm_adapters import Placement
+from llm_adapters.family import ROLES, ModelFamily
+from llm_adapters.targets import resolve_targets
+
 #: every family this plugin registers, and the model types each covers
 EXPECTED_FAMILIES: dict[str, tuple[str, ...]] = {
     "bloom": ("bloom",),
@@ -29,10 +33,6 @@ def linear_shape(module: nn.Module) -> tuple[int, int]:
         return int(w.shape[1]), int(w.shape[0])
     assert isinstance(module, nn.Linear), type(module)
     return int(w.shape[0]), int(w.shape[1])
-
-
-def weight_out_in(module: nn.Module) -> torch.Tensor:
-    return module.weight.t() if isinstance(module, Conv1D) else module.weight
 
 
 def geometry(config: Any) -> dict[str, int]:
@@ -97,3 +97,69 @@ def fused_cases() -> dict[str, dict[str, Any]]:
         "falcon-multi-query": {**falcon, "new_decoder_architecture": False, "multi_query": True},  # Falcon-7B
         "falcon-per-head": {**falcon, "new_decoder_architecture": False, "multi_query": False, "num_kv_heads": 4},
     }
+
+
+#: roles a family leaves unmapped on purpose (see each family's docstring)
+UNMAPPED = {
+    "bloom": {"mlp.gate"},
+    "falcon": {"mlp.gate", "norm.attn", "norm.mlp"},
+    "gpt2": {"mlp.gate"},
+    "gpt_neo": {"mlp.gate", "attn.qkv"},
+    "gpt_neox": {"mlp.gate"},
+    "gptj": {"mlp.gate", "attn.qkv", "norm.mlp"},
+    "llama": {"attn.qkv"},
+    "opt": {"mlp.gate", "attn.qkv"},
+    "phi": {"mlp.gate", "attn.qkv", "norm.mlp"},
+}
+
+
+def _resolve(model: nn.Module, family: ModelFamily, role: str) -> list[tuple[str, str | None, nn.Module]]:
+    sites = resolve_targets(model, [Placement(role, "parallel")], family, adapter="test")
+    return [(s.module_path, s.part, model.get_submodule(s.module_path)) for s in sites]
+
+
+def check_roles(model: nn.Module, family: ModelFamily, unmapped: set[str]) -> None:
+    """Every role the family maps resolves, once per block, to a module of the right shape; the others
+    are exactly ``unmapped``."""
+    config = model.config
+    g = geometry(config)
+    shapes = expected_linear_shapes(config)
+    assert {r for r in ROLES if not family.resolves(r)} == unmapped
+    blocks = model.get_submodule(family.blocks)
+    assert isinstance(blocks, nn.ModuleList) and len(blocks) == g["layers"]
+    for role in ROLES:
+        if role in unmapped:
+            continue
+        sites = _resolve(model, family, role)
+        assert len(sites) == g["layers"], role
+        assert len({(p, part) for p, part, _ in sites}) == len(sites)
+        for i, (path, part, module) in enumerate(sites):
+            assert path.startswith(f"{family.blocks}.{i}"), (role, path)
+            if role == "block":
+                assert module is blocks[i]
+            elif role.startswith("norm."):
+                weight = getattr(module, "weight", None)
+                size = tuple(weight.shape) if weight is not None else tuple(module.normalized_shape)
+                assert size == (g["hidden"],), (role, path)
+            elif part is None:
+                assert linear_shape(module) == shapes[role], (role, path)
+            else:  # a part of the fused projection
+                assert linear_shape(module) == shapes["attn.qkv"], (role, path)
+                rows = family.part_indices("attn.qkv", part, config)
+                assert rows.numel() == shapes[role][0], (role, path)
+
+
+def check_modules_are_used(model: nn.Module, family: ModelFamily, ids: torch.Tensor) -> None:
+    """Each resolved module runs in the forward pass (the roles point at the live computation)."""
+    called: set[str] = set()
+    handles = []
+    for role in ROLES:
+        if family.resolves(role):
+            for path, _, module in _resolve(model, family, role):
+                handles.append(module.register_forward_hook(lambda *_, p=path: called.add(p)))
+    expected = {p for r in ROLES if family.resolves(r) for p, _, _ in _resolve(model, family, r)}
+    with torch.no_grad():
+        model(input_ids=ids)
+    for h in handles:
+        h.remove()
+    assert called == expected

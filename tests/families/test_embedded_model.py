@@ -13,7 +13,7 @@ from transformers import AutoConfig, AutoModelForCausalLM
 import llm_adapters as la
 from llm_adapters import AttentionDims, require_family
 
-from .test_roles import UNMAPPED, check_roles
+from .helpers import UNMAPPED, check_roles
 
 GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 

@@ -16,7 +16,7 @@ import llm_adapters as la
 from llm_adapters import model_families
 from llm_adapters.testing.models import tiny_model_from_config
 
-from .test_roles import UNMAPPED, check_roles
+from .helpers import UNMAPPED, check_roles
 
 LLAMA_7B = {
     "model_type": "llama",

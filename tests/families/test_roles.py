@@ -8,31 +8,16 @@ from typing import Any
 
 import pytest
 import torch
-from torch import nn
 
-from llm_adapters import Placement, model_families
-from llm_adapters.family import ROLES, ModelFamily
-from llm_adapters.targets import resolve_targets
+from llm_adapters import model_families
+from llm_adapters.family import ModelFamily
 from llm_adapters.testing import tiny_model
 from llm_adapters.testing.models import tiny_model_from_config
 
-from .helpers import EXPECTED_FAMILIES, expected_linear_shapes, fused_cases, geometry, linear_shape
+from .helpers import EXPECTED_FAMILIES, UNMAPPED, check_modules_are_used, check_roles, fused_cases, geometry
 
 FAMILIES = sorted(EXPECTED_FAMILIES)
-LINEAR_ROLES = ("attn.q", "attn.k", "attn.v", "attn.o", "attn.qkv", "mlp.gate", "mlp.up", "mlp.down")
 FUSED = {"bloom", "gpt_neox", "gpt2", "falcon"}
-#: roles a family leaves unmapped on purpose (see each family's docstring)
-UNMAPPED = {
-    "bloom": {"mlp.gate"},
-    "falcon": {"mlp.gate", "norm.attn", "norm.mlp"},
-    "gpt2": {"mlp.gate"},
-    "gpt_neo": {"mlp.gate", "attn.qkv"},
-    "gpt_neox": {"mlp.gate"},
-    "gptj": {"mlp.gate", "attn.qkv", "norm.mlp"},
-    "llama": {"attn.qkv"},
-    "opt": {"mlp.gate", "attn.qkv"},
-    "phi": {"mlp.gate", "attn.qkv", "norm.mlp"},
-}
 
 
 def _family(name: str) -> ModelFamily:
@@ -42,58 +27,6 @@ def _family(name: str) -> ModelFamily:
 def _ids(vocab: int, batch: int = 2, length: int = 6) -> torch.Tensor:
     g = torch.Generator().manual_seed(0)
     return torch.randint(3, vocab, (batch, length), generator=g)
-
-
-def _resolve(model: nn.Module, family: ModelFamily, role: str) -> list[tuple[str, str | None, nn.Module]]:
-    sites = resolve_targets(model, [Placement(role, "parallel")], family, adapter="test")
-    return [(s.module_path, s.part, model.get_submodule(s.module_path)) for s in sites]
-
-
-def check_roles(model: nn.Module, family: ModelFamily, unmapped: set[str]) -> None:
-    """Every role the family maps resolves, once per block, to a module of the right shape; the others
-    are exactly ``unmapped``."""
-    config = model.config
-    g = geometry(config)
-    shapes = expected_linear_shapes(config)
-    assert {r for r in ROLES if not family.resolves(r)} == unmapped
-    blocks = model.get_submodule(family.blocks)
-    assert isinstance(blocks, nn.ModuleList) and len(blocks) == g["layers"]
-    for role in ROLES:
-        if role in unmapped:
-            continue
-        sites = _resolve(model, family, role)
-        assert len(sites) == g["layers"], role
-        assert len({(p, part) for p, part, _ in sites}) == len(sites)
-        for i, (path, part, module) in enumerate(sites):
-            assert path.startswith(f"{family.blocks}.{i}"), (role, path)
-            if role == "block":
-                assert module is blocks[i]
-            elif role.startswith("norm."):
-                weight = getattr(module, "weight", None)
-                size = tuple(weight.shape) if weight is not None else tuple(module.normalized_shape)
-                assert size == (g["hidden"],), (role, path)
-            elif part is None:
-                assert linear_shape(module) == shapes[role], (role, path)
-            else:  # a part of the fused projection
-                assert linear_shape(module) == shapes["attn.qkv"], (role, path)
-                rows = family.part_indices("attn.qkv", part, config)
-                assert rows.numel() == shapes[role][0], (role, path)
-
-
-def check_modules_are_used(model: nn.Module, family: ModelFamily, ids: torch.Tensor) -> None:
-    """Each resolved module runs in the forward pass (the roles point at the live computation)."""
-    called: set[str] = set()
-    handles = []
-    for role in ROLES:
-        if family.resolves(role):
-            for path, _, module in _resolve(model, family, role):
-                handles.append(module.register_forward_hook(lambda *_, p=path: called.add(p)))
-    expected = {p for r in ROLES if family.resolves(r) for p, _, _ in _resolve(model, family, r)}
-    with torch.no_grad():
-        model(input_ids=ids)
-    for h in handles:
-        h.remove()
-    assert called == expected
 
 
 @pytest.mark.parametrize("name", FAMILIES)
