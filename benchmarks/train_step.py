@@ -1,0 +1,288 @@
+"""Training-step time of each adapter type against the frozen-base floor, and of our LoRA against HF PEFT's.
+
+One run, one model (the embedded SmolLM2-135M, or with ``--tiny`` a tiny random LLaMA for CI), float32,
+a batch of 4 x 128 tokens. Variants:
+
+* ``floor``: the frozen base with gradients flowing to the input embeddings' output only (what
+  ``enable_input_require_grads`` does): the least any adapter's training step can cost;
+* ``series``: AdapterP (after mlp.down), bottleneck 256;
+* ``parallel``: parallel adapter on mlp.up and mlp.down, bottleneck 256;
+* ``lora-r32`` / ``peft-lora-r32``: ours and PEFT's LoRA at the paper's setting, r=32, alpha=64, dropout 0.05
+  on q, k, v, up, down;
+* ``lora-r8`` / ``peft-lora-r8``: the same with r=8, alpha=16.
+
+A step is forward, backward and (for adapters) an AdamW step. Every variant shares the same frozen base
+tensors. After a warm-up, steps run in rounds that visit every variant in a rotating order, so that load on
+the machine falls on all variants alike; the figure per variant is the median over rounds. Printed: median
+seconds per step, tokens per second, the ratio to the floor, and our LoRA's ratio to PEFT's at the same
+setting (<= 1.0: ours is no slower).
+
+    python benchmarks/train_step.py                  # SmolLM2-135M (about a minute per round on 2 cores)
+    python benchmarks/train_step.py --tiny --steps 3 # seconds
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+import llm_adapters as la
+
+BATCH, SEQ = 4, 128
+BEST = ["q_proj", "k_proj", "v_proj", "up_proj", "down_proj"]
+TINY_LLAMA = {
+    "vocab_size": 512,
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "max_position_embeddings": 256,
+    "tie_word_embeddings": True,
+}
+
+
+@dataclass
+class Variant:
+    name: str
+    what: str
+    model: nn.Module
+    optimizer: torch.optim.Optimizer | None
+    trainable: int
+    times: list[float] = field(default_factory=list)
+
+
+# ---- models -----------------------------------------------------------------------------------------
+def load_base(tiny: bool) -> nn.Module:
+    if tiny:
+        from transformers import LlamaConfig, LlamaForCausalLM
+
+        torch.manual_seed(0)
+        model = LlamaForCausalLM(LlamaConfig(**TINY_LLAMA))
+    else:
+        model, _ = la.load_model("smollm2-135m", dtype="float32", device="cpu")
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
+
+
+def sharing_copy(base: nn.Module) -> nn.Module:
+    """A deep copy whose parameters are the base's own (frozen) tensors: variants cost no extra weights."""
+    memo: dict[int, Any] = {id(p): p for p in base.parameters()}
+    return copy.deepcopy(base, memo)
+
+
+def floor_model(base: nn.Module) -> nn.Module:
+    model = sharing_copy(base)
+
+    def needs_grad(_module: nn.Module, _inputs: Any, output: torch.Tensor) -> None:
+        output.requires_grad_(True)
+
+    model.get_input_embeddings().register_forward_hook(needs_grad)
+    return model
+
+
+def ours(base: nn.Module, config: dict[str, Any]) -> nn.Module:
+    model = sharing_copy(base)
+    la.attach(model, config)
+    return model
+
+
+def peft_lora(base: nn.Module, r: int, alpha: int) -> nn.Module:
+    import peft
+
+    cfg = peft.LoraConfig(r=r, lora_alpha=alpha, lora_dropout=0.05, target_modules=BEST, task_type="CAUSAL_LM")
+    return peft.get_peft_model(sharing_copy(base), cfg)
+
+
+def build_variants(base: nn.Module, names: list[str]) -> tuple[list[Variant], list[str]]:
+    installed = set(la.adapter_types())
+    has_family = la.engine.model_family(base) is not None
+    builders: dict[str, tuple[str, str | None, Callable[[], nn.Module]]] = {
+        "floor": ("frozen base, gradients to the input only", None, lambda: floor_model(base)),
+        "series": (
+            "series AdapterP (after mlp.down), bottleneck 256",
+            "series",
+            lambda: ours(base, {"type": "series", "variant": "adapterp", "bottleneck_size": 256}),
+        ),
+        "parallel": (
+            "parallel on mlp.up + mlp.down, bottleneck 256",
+            "parallel",
+            lambda: ours(base, {"type": "parallel", "preset": "paper-best", "bottleneck_size": 256}),
+        ),
+        "lora-r32": (
+            "our LoRA r=32 alpha=64 on q,k,v,up,down",
+            "lora",
+            lambda: ours(base, {"type": "lora", "r": 32, "alpha": 64, "dropout": 0.05, "target_modules": BEST}),
+        ),
+        "peft-lora-r32": ("PEFT LoRA, same setting", "peft", lambda: peft_lora(base, 32, 64)),
+        "lora-r8": (
+            "our LoRA r=8 alpha=16 on q,k,v,up,down",
+            "lora",
+            lambda: ours(base, {"type": "lora", "r": 8, "alpha": 16, "dropout": 0.05, "target_modules": BEST}),
+        ),
+        "peft-lora-r8": ("PEFT LoRA, same setting", "peft", lambda: peft_lora(base, 8, 16)),
+    }
+    variants, notes = [], []
+    for name in names:
+        if name not in builders:
+            raise SystemExit(f"unknown variant {name!r}; choose from {', '.join(builders)}")
+        what, needs, build = builders[name]
+        if needs in ("series", "parallel") and needs not in installed:
+            notes.append(f"{name}: skipped, the adapter type {needs!r} is not installed (llm-adapters-{needs})")
+            continue
+        if needs in ("series", "parallel") and not has_family:
+            notes.append(f"{name}: skipped, no installed model family covers {base.config.model_type!r}")
+            continue
+        if needs == "lora" and "lora" not in installed:
+            notes.append(f"{name}: skipped, the adapter type 'lora' is not installed (llm-adapters-lora)")
+            continue
+        if needs == "peft":
+            try:
+                import peft  # noqa: F401
+            except ImportError:
+                notes.append(f"{name}: skipped, peft is not installed")
+                continue
+        model = build()
+        model.train()
+        params = [p for p in model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(params, lr=1e-4) if params else None
+        variants.append(Variant(name, what, model, optimizer, sum(p.numel() for p in params)))
+    return variants, notes
+
+
+# ---- timing -----------------------------------------------------------------------------------------
+def train_step(v: Variant, ids: torch.Tensor) -> float:
+    start = time.perf_counter()
+    loss = v.model(input_ids=ids, labels=ids).loss
+    loss.backward()
+    if v.optimizer is not None:
+        v.optimizer.step()
+        v.optimizer.zero_grad(set_to_none=True)
+    return time.perf_counter() - start
+
+
+def run(variants: list[Variant], ids: torch.Tensor, warmup: int, steps: int) -> None:
+    for _ in range(warmup):
+        for v in variants:
+            train_step(v, ids)
+    for i in range(steps):
+        shift = i % len(variants)
+        for v in variants[shift:] + variants[:shift]:  # rotate the order from round to round
+            v.times.append(train_step(v, ids))
+
+
+def report(variants: list[Variant], notes: list[str], args: argparse.Namespace) -> dict[str, Any]:
+    med = {v.name: statistics.median(v.times) for v in variants}
+    floor = med.get("floor")
+    rows = []
+    for v in variants:
+        rows.append(
+            {
+                "variant": v.name,
+                "what": v.what,
+                "trainable": v.trainable,
+                "median_s": med[v.name],
+                "min_s": min(v.times),
+                "tokens_per_s": BATCH * SEQ / med[v.name],
+                "ratio_to_floor": med[v.name] / floor if floor else None,
+            }
+        )
+    pairs = {}
+    for ours_name in ("lora-r32", "lora-r8"):
+        theirs = f"peft-{ours_name}"
+        if ours_name in med and theirs in med:
+            pairs[f"{ours_name} / {theirs}"] = med[ours_name] / med[theirs]
+    return {
+        "model": "tiny random LLaMA" if args.tiny else "SmolLM2-135M (embedded)",
+        "batch": [BATCH, SEQ],
+        "dtype": "float32",
+        "threads": torch.get_num_threads(),
+        "warmup": args.warmup,
+        "steps": args.steps,
+        "torch": torch.__version__,
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+        "rows": rows,
+        "lora_vs_peft": pairs,
+        "notes": notes,
+    }
+
+
+def print_report(result: dict[str, Any]) -> None:
+    print(
+        f"train step, {result['model']}, batch {result['batch'][0]} x {result['batch'][1]} tokens, "
+        f"{result['dtype']}, {result['threads']} threads, median of {result['steps']} steps after "
+        f"{result['warmup']} warm-up"
+    )
+    print(f"{'variant':<15} {'trainable':>12} {'s/step':>9} {'tokens/s':>9} {'x floor':>8}  what")
+    for r in result["rows"]:
+        ratio = f"{r['ratio_to_floor']:.2f}" if r["ratio_to_floor"] is not None else "-"
+        print(
+            f"{r['variant']:<15} {r['trainable']:>12,} {r['median_s']:>9.4f} {r['tokens_per_s']:>9.0f} "
+            f"{ratio:>8}  {r['what']}"
+        )
+    for pair, ratio in result["lora_vs_peft"].items():
+        verdict = "no slower than PEFT" if ratio <= 1.0 else "SLOWER than PEFT"
+        print(f"{pair}: {ratio:.3f} ({verdict})")
+    for note in result["notes"]:
+        print(f"note: {note}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tiny", action="store_true", help="a tiny random LLaMA instead of SmolLM2-135M (CI)")
+    parser.add_argument("--steps", type=int, default=5, help="measured rounds (default 5)")
+    parser.add_argument("--warmup", type=int, default=1, help="warm-up rounds, not measured (default 1)")
+    parser.add_argument(
+        "--variants",
+        default="floor,series,parallel,lora-r32,peft-lora-r32,lora-r8,peft-lora-r8",
+        help="comma-separated variants to run (default: all)",
+    )
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--json", dest="json_path", default=None, help="also write the results to this JSON file")
+    parser.add_argument(
+        "--max-lora-ratio",
+        type=float,
+        default=None,
+        help="exit with status 1 if our LoRA / PEFT LoRA exceeds this ratio (e.g. 1.0)",
+    )
+    args = parser.parse_args(argv)
+    warnings.filterwarnings("ignore", category=FutureWarning)  # deprecation chatter from the libraries
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    base = load_base(args.tiny)
+    ids = torch.randint(0, base.config.vocab_size, (BATCH, SEQ), generator=torch.Generator().manual_seed(0))
+    variants, notes = build_variants(base, [n.strip() for n in args.variants.split(",") if n.strip()])
+    if not variants:
+        print("nothing to run: " + "; ".join(notes), file=sys.stderr)
+        return 2
+    run(variants, ids, args.warmup, args.steps)
+    result = report(variants, notes, args)
+    print_report(result)
+    if args.json_path:
+        with open(args.json_path, "w") as fh:
+            json.dump(result, fh, indent=2)
+            fh.write("\n")
+    worst = max(result["lora_vs_peft"].values(), default=None)
+    if args.max_lora_ratio is not None and worst is not None and worst > args.max_lora_ratio:
+        print(f"our LoRA is slower than PEFT's: {worst:.3f} > {args.max_lora_ratio}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
