@@ -9,7 +9,7 @@ import string
 from pathlib import Path
 from typing import Any
 
-from tokenizers import Tokenizer, models
+from tokenizers import Tokenizer, decoders, models
 from transformers import PreTrainedTokenizerFast
 
 SPECIALS = ["<pad>", "<unk>", "<s>", "</s>"]
@@ -22,6 +22,7 @@ def char_tokenizer() -> PreTrainedTokenizerFast:
     for ch in string.printable:
         vocab.setdefault(ch, len(vocab))
     tok = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="<unk>"))
+    tok.decoder = decoders.Fuse()  # decode by concatenating the characters
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok, pad_token="<pad>", unk_token="<unk>", bos_token="<s>", eos_token="</s>"
     )
@@ -48,7 +49,6 @@ def write_json(path: Path, recs: list[dict[str, Any]]) -> Path:
 def save_tiny(directory: Path, family: str = "llama", seed: int = 0) -> Path:
     """A tiny model of ``family`` (from the probe plugin's configs) plus the char tokenizer, saved."""
     from llm_adapters.testing import tiny_model_from_config
-
     from tests.core import probe_plugin
 
     cfg = {"llama": probe_plugin.TINY_LLAMA, "gpt2": probe_plugin.TINY_GPT2}[family]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from llm_adapters.prompts import DEFAULT_TEMPLATE, Template, get_template, register_template, templates
 
 S16 = " " * 16

@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from llm_adapters.testing import tiny_model_from_config, use_plugins
+from tests.core import probe_plugin
+
+from .helpers import char_tokenizer, records, write_json
+
+
+@pytest.fixture
+def probe():
+    """Run with exactly the core's inline probe plugin (a low-rank adapter and a LLaMA / GPT-2 family)."""
+    with use_plugins(probe_plugin) as pm:
+        yield pm
+
+
+@pytest.fixture
+def tokenizer():
+    return char_tokenizer()
+
+
+@pytest.fixture
+def tiny_llama():
+    return tiny_model_from_config(probe_plugin.TINY_LLAMA, seed=0)
+
+
+@pytest.fixture
+def data_file(tmp_path: Path) -> Path:
+    return write_json(tmp_path / "data.json", records(48))
