@@ -16,6 +16,8 @@ BUILTIN_COMMANDS = (
     "llm_adapters.commands.plugins",
     "llm_adapters.commands.train",
     "llm_adapters.commands.export",
+    "llm_adapters.commands.evaluate",
+    "llm_adapters.commands.generate",
 )
 
 
