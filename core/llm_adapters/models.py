@@ -211,6 +211,10 @@ def resolve_source(name_or_path: str) -> tuple[str, str | Path]:
             raise ModelLoadError(f"GGUF file {str(path)!r} does not exist")
         return "gguf", path
     if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ModelLoadError(
+                f"model directory {str(path)!r} has no config.json; save a model there with save_pretrained"
+            )
         return "directory", path
     if path.exists():
         raise ModelLoadError(
@@ -265,7 +269,7 @@ def load_model(
         if attn_implementation is not None:
             kwargs["attn_implementation"] = attn_implementation
         model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
-    except OSError as exc:
+    except (OSError, ValueError) as exc:
         raise ModelLoadError(
             f"could not load model {name_or_path!r}: {exc}\n(is it a hub id and is the hub reachable? a local "
             "directory needs config.json and weights)"

