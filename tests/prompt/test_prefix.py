@@ -323,3 +323,14 @@ def test_half_precision_model() -> None:
         out = model(input_ids=ids, attention_mask=torch.ones_like(ids), use_cache=True)
     assert out.logits.dtype == torch.bfloat16 and torch.isfinite(out.logits).all()
     assert out.cache.layers[0].keys.dtype == torch.bfloat16
+
+
+@pytest.mark.parametrize("kind", ["prefix", "prompt"])
+def test_static_caches_are_refused(kind: str) -> None:
+    model = tiny_model("llama")
+    attach(model, {"type": kind, "num_virtual_tokens": 2})
+    ids = inputs(model)
+    with pytest.raises(ValueError, match=f"adapter '{kind}': static \\(compileable\\) caches are not supported"):
+        model.generate(
+            input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=2, cache_implementation="static"
+        )

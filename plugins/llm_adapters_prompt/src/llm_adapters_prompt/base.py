@@ -31,6 +31,14 @@ class PromptAdapter(ModelAdapter):
         """The encoder output over the virtual tokens (what :mod:`llm_adapters_prompt.export` writes)."""
         raise NotImplementedError
 
+    def check_cache(self, cache: Cache | None) -> None:
+        if cache is not None and getattr(cache, "is_compileable", False):
+            raise ValueError(
+                f"adapter {self.adapter!r}: static (compileable) caches are not supported, as they are sized and "
+                "masked for the real tokens only; generate with the default dynamic cache (no "
+                "cache_implementation='static')"
+            )
+
     def is_fresh(self, cache: Cache | None) -> bool:
         if self.uid in virtual_tokens(cache):
             return False

@@ -97,6 +97,7 @@ class PrefixAdapter(PromptAdapter):
     def pre_forward(self, model: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
         kwargs = dict(kwargs)
         use_cache_keyword(model, kwargs)
+        self.check_cache(kwargs.get("cache"))
         check_mask(kwargs, self.adapter)
         cache: Cache | None = kwargs.get("cache")
         batch, length, device = input_shape(kwargs)
