@@ -69,7 +69,9 @@ def _task_entry(result: Any) -> dict[str, Any]:
     }
 
 
-def build_summary(config: EvalConfig, runs: Sequence[RunResult], tasks: Sequence[Task]) -> dict[str, Any]:
+def build_summary(
+    config: EvalConfig, runs: Sequence[RunResult], tasks: Sequence[Task], *, model_name: str | None = None
+) -> dict[str, Any]:
     import torch
     import transformers
 
@@ -105,7 +107,7 @@ def build_summary(config: EvalConfig, runs: Sequence[RunResult], tasks: Sequence
         for run in runs
     ]
     return {
-        "model": config.model,
+        "model": model_name or config.model,
         "adapters": [r.adapter["path"] for r in runs if r.adapter],
         "scoring": config.scoring_mode,
         "settings": settings,

@@ -235,11 +235,13 @@ def resolve_template(name: str, tokenizer: Any) -> Template:
 
 
 # ---- the whole run --------------------------------------------------------------------------------
-def _model_label(config: EvalConfig, model: Any) -> str:
-    name = config.model
-    if Path(name).exists():
-        name = Path(name).resolve().name or name
-    return name or str(getattr(model.config, "_name_or_path", "model"))
+def model_label(name_or_path: str | None, model: Any) -> str:
+    """A short row title for the model: the given name (a directory's own name), else the name the model was
+    loaded from, else its class."""
+    name = name_or_path or str(getattr(getattr(model, "config", None), "_name_or_path", "") or "")
+    if name and Path(name).exists():
+        name = Path(name).resolve().name
+    return name or type(model).__name__
 
 
 def run_evaluation(
@@ -262,13 +264,14 @@ def run_evaluation(
     data = {t.name: t.load(config.data_dir, config.limit) for t in tasks}
     adapters = [(p, read_adapter_config(p)) for p in config.adapter_paths]
     resolve_template(config.template_name, None)  # a misspelt template fails before the model loads
-    if model is None or tokenizer is None:
+    given = model is not None and tokenizer is not None
+    if not given:
         from .models import load_model
 
         say(f"loading {config.model} ...")
         model, tokenizer = load_model(config.model, dtype=config.dtype)
     template = resolve_template(config.template_name, tokenizer)
-    label = _model_label(config, model)
+    label = model_label(None if given else config.model, model)
     plan: list[tuple[str, str | None, dict[str, Any] | None]] = []
     if config.with_base:
         plan.append((label, None, None))
@@ -295,7 +298,7 @@ def run_evaluation(
             if path is not None:
                 detach(model, "evaluated")
         runs.append(RunResult(run_label, info, results))
-    summary = build_summary(config, runs, tasks)
+    summary = build_summary(config, runs, tasks, model_name=config.model if not given else label)
     if write:
         write_reports(Path(config.output), summary, runs, tasks)
     return summary

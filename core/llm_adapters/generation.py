@@ -83,9 +83,24 @@ def generation_config(model: Any, tokenizer: Any, settings: GenerationSettings) 
         early_stopping=settings.num_beams > 1,
         use_cache=True,
         pad_token_id=pad_id(model, tokenizer),
-        # An empty list turns EOS stopping off; None would fall back to the model's own EOS.
-        eos_token_id=ends if settings.stop_at_eos else [],
+        # None falls back to the model's own EOS: generate() also lifts that one (see ``_no_eos``).
+        eos_token_id=ends if settings.stop_at_eos else None,
     )
+
+
+@contextmanager
+def _no_eos(model: Any, active: bool) -> Iterator[None]:
+    """Without EOS stopping, hide the model's default EOS id (transformers falls back to it) for the call."""
+    if not active:
+        yield
+        return
+    config = model.generation_config
+    saved = config.eos_token_id
+    config.eos_token_id = None
+    try:
+        yield
+    finally:
+        config.eos_token_id = saved
 
 
 @contextmanager
@@ -147,7 +162,7 @@ def generate(
     results: list[Generated | None] = [None] * len(prompts)
     bar = _progress_bar(len(prompts), description) if progress is True else None
     device = _device(model)
-    with evaluating(model), left_padding(tokenizer):
+    with evaluating(model), left_padding(tokenizer), _no_eos(model, not settings.stop_at_eos):
         for start in range(0, len(order), settings.batch_size):
             chunk = order[start : start + settings.batch_size]
             enc = tokenizer([prompts[i] for i in chunk], return_tensors="pt", padding=True)

@@ -1,0 +1,21 @@
+"""Evaluation tests run with exactly the task plugin and the core's probe adapter/family registered inline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from llm_adapters.testing import use_plugins
+from llm_adapters_tasks import commonsense_tasks, math_tasks
+from tests.core import probe_plugin
+
+REPO = Path(__file__).resolve().parents[2]
+SHARED_DATA = REPO / ".." / "shared" / "data" / "llm-adapters"
+ASSETS = REPO / "tests" / "assets" / "tasks"
+
+
+@pytest.fixture(autouse=True)
+def plugins():
+    with use_plugins(math_tasks, commonsense_tasks, probe_plugin) as pm:
+        yield pm
