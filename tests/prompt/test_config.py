@@ -32,6 +32,11 @@ def test_defaults() -> None:
             "adapter 'prefix': encoder_hidden_size: applies only with prefix_projection=true, got 64",
         ),
         (
+            {"type": "prefix", "init": "text", "init_text": "hi", "prefix_projection": True},
+            "adapter 'prefix': prefix_projection: cannot be combined with init='text' (the MLP cannot be set to "
+            "given keys), got True",
+        ),
+        (
             {"type": "prefix", "target_modules": ["attn.q"]},
             "adapter 'prefix': target_modules: prompt-based adapters act on the whole model and take no "
             "target_modules, got ['attn.q']",

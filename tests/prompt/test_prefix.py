@@ -7,7 +7,15 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, DynamicCache, LlamaConfig
 
-from llm_adapters import attach, detach, model_families, set_active, trainable_parameters
+from llm_adapters import (
+    attach,
+    detach,
+    load_adapter,
+    model_families,
+    save_adapter,
+    set_active,
+    trainable_parameters,
+)
 from llm_adapters.engine import adapter_parameters
 from llm_adapters.testing import tiny_model, tiny_model_from_config, use_plugins
 from llm_adapters_prompt import plugin
@@ -116,6 +124,36 @@ def test_prefix_equals_attending_to_real_context(family: str) -> None:
         adapter_parameters(model, "default")["llm_adapters_model_level.encoder.embedding.weight"].copy_(table)
     got = logits(model, real, torch.ones_like(real))
     torch.testing.assert_close(got, expected, atol=2e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_text_init_starts_as_the_base_model_reading_the_text(family: str) -> None:
+    """init='text': the prefix holds the model's own keys/values for the text, so the adapted model gives the
+    base model's logits for [text ; X] (the text read at positions 0..m-1, X at 0..n-1)."""
+    model = tiny_model(family)
+    text = [5, 9, 14]
+    real = inputs(model, batch=2, length=5, seed=6)
+    full = torch.cat([torch.tensor([text * 2]).expand(2, 6)[:, :4], real], dim=1)  # the text tiled to nv = 4
+    extra = {}
+    if takes_positions(model):
+        extra["position_ids"] = torch.cat([torch.arange(4), torch.arange(5)]).unsqueeze(0)
+    expected = logits(model, full, torch.ones_like(full), **extra)[:, 4:]
+    attach(model, {"type": "prefix", "num_virtual_tokens": 4, "init": "text", "init_token_ids": text})
+    torch.testing.assert_close(logits(model, real, torch.ones_like(real)), expected, atol=2e-5, rtol=1e-4)
+
+
+def test_text_init_loads_without_recomputing_from_a_tokenizer(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    model = tiny_model("llama")
+    attach(model, {"type": "prefix", "num_virtual_tokens": 3, "init": "text", "init_token_ids": [7, 8]})
+    with torch.no_grad():
+        for p in adapter_parameters(model, "default").values():
+            p.add_(0.1)  # trained away from the initialisation
+    ids = inputs(model)
+    expected = logits(model, ids)
+    save_adapter(model, tmp_path / "a")
+    fresh = tiny_model("llama")
+    load_adapter(fresh, tmp_path / "a")
+    torch.testing.assert_close(logits(fresh, ids), expected, atol=0, rtol=0)
 
 
 @pytest.mark.parametrize("family", FAMILIES)

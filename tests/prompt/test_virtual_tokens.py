@@ -18,7 +18,7 @@ from llm_adapters.engine import adapter_parameters
 from llm_adapters.targets import MODEL_LEVEL_ATTR
 from llm_adapters.testing import tiny_model
 from llm_adapters_prompt import prompt_table, save_prompt_table
-from llm_adapters_prompt.prompt import tile
+from llm_adapters_prompt.text_init import tile
 
 from .helpers import FAMILIES, inputs, logits
 

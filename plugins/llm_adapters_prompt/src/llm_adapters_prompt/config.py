@@ -41,56 +41,26 @@ class _PromptConfigBase(AdapterConfig):
         return value
 
 
-class PrefixConfig(_PromptConfigBase):
-    """Prefix tuning (Li & Liang, 2021): learned keys and values prepended in every attention layer."""
+class _TextInitConfig(_PromptConfigBase):
+    """Fields of the types whose virtual tokens can start from a real text (prefix and prompt tuning)."""
 
-    type: Literal["prefix"] = Field("prefix", description="The adapter type: always 'prefix'.")
-    num_virtual_tokens: int = _virtual_tokens_field(
-        "whose keys and values every attention layer sees; the reference's finetune.py used 30"
-    )  # type: ignore[assignment]
-    prefix_projection: bool = Field(
-        False,
-        description=(
-            "Reparameterise the prefix through an MLP (embedding -> Linear -> tanh -> Linear), as Li & Liang "
-            "do for stability; the MLP is trained and saved with the prefix."
-        ),
-    )
-    encoder_hidden_size: int | None = Field(
-        None,
-        ge=1,
-        description="Hidden width of the reparameterisation MLP (only with prefix_projection; default: the "
-        "model's hidden size).",
-    )
-
-    @field_validator("encoder_hidden_size")
-    @classmethod
-    def _projection_width(cls, value: int | None, info: ValidationInfo) -> int | None:
-        if value is not None and not info.data.get("prefix_projection"):
-            raise PydanticCustomError("projection_only", "applies only with prefix_projection=true")
-        return value
-
-
-class PromptConfig(_PromptConfigBase):
-    """Prompt tuning (Lester et al., 2021): learned input embeddings prepended to the input."""
-
-    type: Literal["prompt"] = Field("prompt", description="The adapter type: always 'prompt'.")
-    num_virtual_tokens: int = _virtual_tokens_field("prepended to the input embeddings")  # type: ignore[assignment]
+    num_virtual_tokens: int = _virtual_tokens_field("")  # type: ignore[assignment]
     init: Literal["random", "text"] = Field(
         "random",
         description=(
-            "Initialisation of the virtual tokens: 'random' (standard normal, as the reference) or 'text' (the "
-            "word embeddings of init_text's tokens, repeated or cut to num_virtual_tokens)."
+            "Initialisation of the virtual tokens: 'random' (standard normal, as the reference) or 'text' (from "
+            "init_text's tokens, repeated or cut to num_virtual_tokens)."
         ),
     )
     init_text: str | None = Field(
-        None, min_length=1, description="Text whose token embeddings initialise the prompt (init='text')."
+        None, min_length=1, description="Text whose tokens initialise the virtual tokens (init='text')."
     )
     init_token_ids: list[int] | None = Field(
         None,
         min_length=1,
         validate_default=True,
         description=(
-            "Token ids whose embeddings initialise the prompt (init='text'). Filled in from init_text when the "
+            "Token ids that initialise the virtual tokens (init='text'). Filled in from init_text when the "
             "adapter is created, so that loading a saved adapter needs no tokenizer."
         ),
     )
@@ -119,6 +89,59 @@ class PromptConfig(_PromptConfigBase):
         if value is None and info.data.get("init") == "text" and info.data.get("init_text") is None:
             raise PydanticCustomError("text_init", "init='text' needs init_text or init_token_ids")
         return value
+
+
+class PrefixConfig(_TextInitConfig):
+    """Prefix tuning (Li & Liang, 2021): learned keys and values prepended in every attention layer.
+
+    ``init='text'`` starts the prefix from the keys and values the model itself computes for a real text, so
+    the adapted model starts out as the base model reading that text (Li & Liang, section 7.2, found such
+    initialisations better than random ones).
+    """
+
+    type: Literal["prefix"] = Field("prefix", description="The adapter type: always 'prefix'.")
+    num_virtual_tokens: int = _virtual_tokens_field(
+        "whose keys and values every attention layer sees; the reference's finetune.py used 30"
+    )  # type: ignore[assignment]
+    prefix_projection: bool = Field(
+        False,
+        description=(
+            "Reparameterise the prefix through an MLP (embedding -> Linear -> tanh -> Linear), as Li & Liang "
+            "do for stability; the MLP is trained and saved with the prefix."
+        ),
+    )
+    encoder_hidden_size: int | None = Field(
+        None,
+        ge=1,
+        description="Hidden width of the reparameterisation MLP (only with prefix_projection; default: the "
+        "model's hidden size).",
+    )
+
+    @field_validator("prefix_projection")
+    @classmethod
+    def _projection_random_only(cls, value: bool, info: ValidationInfo) -> bool:
+        if value and info.data.get("init") == "text":
+            raise PydanticCustomError(
+                "projection_text_init", "cannot be combined with init='text' (the MLP cannot be set to given keys)"
+            )
+        return value
+
+    @field_validator("encoder_hidden_size")
+    @classmethod
+    def _projection_width(cls, value: int | None, info: ValidationInfo) -> int | None:
+        if value is not None and not info.data.get("prefix_projection"):
+            raise PydanticCustomError("projection_only", "applies only with prefix_projection=true")
+        return value
+
+
+class PromptConfig(_TextInitConfig):
+    """Prompt tuning (Lester et al., 2021): learned input embeddings prepended to the input.
+
+    ``init='text'`` copies the word embeddings of a text's tokens (Lester et al., section 3.2).
+    """
+
+    type: Literal["prompt"] = Field("prompt", description="The adapter type: always 'prompt'.")
+    num_virtual_tokens: int = _virtual_tokens_field("prepended to the input embeddings")  # type: ignore[assignment]
 
 
 class PTuningConfig(_PromptConfigBase):

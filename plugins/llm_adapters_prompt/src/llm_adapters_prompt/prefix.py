@@ -15,6 +15,10 @@ prefix reaches the layers through the model's key/value cache (:mod:`llm_adapter
 model code is patched. Real tokens keep the positions they have without the prefix; the prefix itself has no
 position (its keys are used as stored, not rotated).
 
+Initialisation: ``random`` draws ``E ~ N(0, 1)`` (``nn.Embedding``'s default, as the reference); ``text``
+sets the plain prefix to the keys and values the model itself computes for a text's tokens, so the adapted
+model starts out as the base model having read that text (Li & Liang, section 7.2).
+
 Parameter count (plain): ``nv * L * 2 * KV * d``; on LLaMA-7B with ``nv = 10``: 10 * 32 * 2 * 4096 = 2,621,440,
 the reference's count.
 """
@@ -43,6 +47,7 @@ from .inputs import (
     takes_positions,
     use_cache_keyword,
 )
+from .text_init import init_ids
 
 #: instance attribute transformers reads on checkpointed layers: keep the cache under checkpointing
 KEEP_CACHE_FLAG = "_can_checkpoint_with_cache"
@@ -200,4 +205,29 @@ class PrefixTuning(AdapterType):
                 "the number of layers, key/value heads and the head size from a model family plugin (install "
                 "llm-adapters-families, or register a family for this model type)"
             )
-        return PrefixAdapter(config, dims)
+        module = PrefixAdapter(config, dims)
+        if config.init == "text":
+            ids = init_ids(config, model)
+            weight = module.encoder.embedding.weight
+            if weight.device.type != "meta":
+                with torch.no_grad():
+                    weight.copy_(own_key_values(model, ids))
+        return module
+
+
+@torch.no_grad()
+def own_key_values(model: nn.Module, ids: list[int]) -> torch.Tensor:
+    """The prefix table ``(nv, L * 2 * KV * d)`` holding the keys and values ``model`` itself caches for the
+    tokens ``ids`` (read at positions 0 .. nv-1, in eval mode)."""
+    was_training = model.training
+    model.eval()
+    try:
+        tokens = torch.tensor([ids], device=model.get_input_embeddings().weight.device)
+        cache = model(input_ids=tokens, use_cache=True).cache
+    finally:
+        model.train(was_training)
+    nv = len(ids)  # the real tokens are the last nv entries (other active prompt adapters may come first)
+    keys = torch.stack([layer.keys[0, :, -nv:] for layer in cache.layers])  # (L, KV, nv, d)
+    values = torch.stack([layer.values[0, :, -nv:] for layer in cache.layers])  # (L, KV, nv, d)
+    blocks = torch.stack([keys, values], dim=1)  # (L, 2, KV, nv, d)
+    return blocks.permute(3, 0, 1, 2, 4).reshape(nv, -1).float()  # (nv, L * 2 * KV * d)

@@ -12,7 +12,6 @@ tokenizer.
 
 from __future__ import annotations
 
-import math
 from typing import ClassVar
 
 import torch
@@ -21,6 +20,7 @@ from torch import nn
 from llm_adapters import AdapterType, AttentionDims
 
 from .config import PromptConfig
+from .text_init import init_ids
 from .virtual import VirtualTokenAdapter
 
 
@@ -33,38 +33,6 @@ class PromptTuningAdapter(VirtualTokenAdapter):
 
     def prompt_table(self) -> torch.Tensor:
         return self.embedding.weight  # (nv, hidden)
-
-
-def text_token_ids(config: PromptConfig, model: nn.Module) -> list[int]:
-    """The ids of ``config.init_text`` under the configured tokenizer (default: the model's own)."""
-    name = config.tokenizer_name_or_path or getattr(getattr(model, "config", None), "_name_or_path", None)
-    if not name:
-        raise ValueError(
-            "adapter 'prompt': init='text' needs a tokenizer for init_text: set tokenizer_name_or_path (a local "
-            "directory, hub id or embedded model name) or give init_token_ids"
-        )
-    try:
-        from transformers import AutoTokenizer
-
-        from llm_adapters.models import EMBEDDED_MODELS, local_checkpoint
-
-        # embedded models and GGUF files are converted to a directory first; anything else loads as it is
-        source = local_checkpoint(name) if name in EMBEDDED_MODELS or name.lower().endswith(".gguf") else name
-        tokenizer = AutoTokenizer.from_pretrained(source)
-    except Exception as exc:  # any loading failure becomes one clear message
-        raise ValueError(
-            f"adapter 'prompt': cannot load the tokenizer {name!r} for init_text ({exc}); set "
-            "tokenizer_name_or_path or give init_token_ids"
-        ) from None
-    ids = tokenizer(config.init_text, add_special_tokens=False)["input_ids"]
-    if not ids:
-        raise ValueError(f"adapter 'prompt': init_text {config.init_text!r} has no tokens")
-    return list(ids)
-
-
-def tile(ids: list[int], count: int) -> list[int]:
-    """``ids`` repeated and cut to exactly ``count`` entries."""
-    return (ids * math.ceil(count / len(ids)))[:count]
 
 
 class PromptTuning(AdapterType):
@@ -82,17 +50,9 @@ class PromptTuning(AdapterType):
         words = model.get_input_embeddings()
         module = PromptTuningAdapter(config, words.embedding_dim)
         if config.init == "text":
-            if config.init_token_ids is None:
-                config.init_token_ids = text_token_ids(config, model)
-            ids = config.init_token_ids
-            too_big = [i for i in ids if i >= words.num_embeddings]
-            if too_big:
-                raise ValueError(
-                    f"adapter 'prompt': init_token_ids {too_big[:5]} are outside the vocabulary "
-                    f"({words.num_embeddings} tokens)"
-                )
+            ids = init_ids(config, model)
             if words.weight.device.type != "meta":
-                index = torch.tensor(tile(ids, config.num_virtual_tokens), device=words.weight.device)
+                index = torch.tensor(ids, device=words.weight.device)
                 with torch.no_grad():
                     module.embedding.weight.copy_(words.weight[index].float())
         return module
