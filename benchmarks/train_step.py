@@ -183,6 +183,8 @@ def run(variants: list[Variant], ids: torch.Tensor, warmup: int, steps: int) -> 
         shift = i % len(variants)
         for v in variants[shift:] + variants[:shift]:  # rotate the order from round to round
             v.times.append(train_step(v, ids))
+        done = ", ".join(f"{v.name} {v.times[-1]:.3f}s" for v in variants)
+        print(f"round {i + 1}/{steps}: {done}", file=sys.stderr, flush=True)
 
 
 def report(variants: list[Variant], notes: list[str], args: argparse.Namespace) -> dict[str, Any]:

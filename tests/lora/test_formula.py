@@ -99,18 +99,38 @@ def test_initialisation_is_identity_with_kaiming_uniform_a() -> None:
         torch.testing.assert_close(model(x), base(x), atol=1e-6, rtol=1e-5)
 
 
+def _recording_dropout(model: Toy) -> list[torch.Tensor]:
+    """Record every keep-mask the layer's dropout draws, so a reference can apply the same one."""
+    dropout = model.proj.adapters["default"]["parallel"].dropout
+    masks: list[torch.Tensor] = []
+    draw = dropout.mask
+
+    def recorded(x: torch.Tensor) -> torch.Tensor:
+        masks.append(draw(x))
+        return masks[-1]
+
+    dropout.mask = recorded
+    return masks
+
+
+def _keep(p: float) -> float:
+    return 1 - round(p * 2**16) / 2**16  # the keep probability at 16-bit resolution
+
+
 def test_dropout_is_skipped_at_zero_and_applied_in_training_only() -> None:
     model, p, base = _attached({"r": 4, "alpha": 8, "dropout": 0.0})
     assert model.proj.adapters["default"]["parallel"].dropout is None
     model, p, base = _attached({"r": 4, "alpha": 8, "dropout": 0.5})
+    masks = _recording_dropout(model)
     x = _x()
     model.eval()
     torch.testing.assert_close(model(x), _reference_lora(base, p, x, 2.0), atol=1e-6, rtol=1e-5)
+    assert masks == []
     model.train()
-    torch.manual_seed(11)
     out = model(x)
-    torch.manual_seed(11)
-    xd = nn.functional.dropout(x, 0.5, training=True)  # the same draw nn.Dropout makes
+    (mask,) = masks
+    assert mask.shape == x.shape and 0.4 < mask.float().mean() < 0.6
+    xd = x * mask / _keep(0.5)  # inverted dropout
     expected = base(x) + (_reference_lora(base, p, xd, 2.0) - base(xd))  # W x + b + s B A drop(x)
     torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
 
@@ -118,12 +138,12 @@ def test_dropout_is_skipped_at_zero_and_applied_in_training_only() -> None:
 def test_dora_training_dropout_follows_peft_convention() -> None:
     # with dropout active the DoRA branch sees drop(x) throughout: W x + b + (f - 1) W drop(x) + f s B A drop(x)
     model, p, base = _attached({"r": 4, "alpha": 8, "dropout": 0.3, "use_dora": True})
+    masks = _recording_dropout(model)
     x = _x()
     model.train()
-    torch.manual_seed(5)
     out = model(x)
-    torch.manual_seed(5)
-    xd = nn.functional.dropout(x, 0.3, training=True)
+    (mask,) = masks
+    xd = x * mask / _keep(0.3)
     W = base.proj.weight.detach()
     V = W + 2.0 * p["lora_B"] @ p["lora_A"]
     f = p["magnitude"] / V.norm(dim=1)

@@ -22,7 +22,8 @@ with ``m`` initialised to ``||W||_c`` (so again W' = W at initialisation). As th
 
 ``W x`` is the base output less its bias, so DoRA costs no second matmul with ``W``. When dropout is active
 (training, p > 0) the DoRA branch sees ``drop(x)`` throughout, ``(f - 1) * W drop(x) + f * s * B A drop(x)``,
-which is what HF PEFT computes too, so trained adapters carry over between the two.
+which is what HF PEFT computes too, so trained adapters carry over between the two. Dropout is inverted
+dropout (:mod:`llm_adapters_lora.dropout`), its ``1 / keep`` factor folded into the rank-r scale.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from llm_adapters import AdapterLayer
+
+from .dropout import BranchDropout
 
 
 class LoRALayer(AdapterLayer):
@@ -57,17 +60,18 @@ class LoRALayer(AdapterLayer):
         self.lora_B = nn.Parameter(torch.zeros(d_out, r))  # (d_out, r): zero, so delta = 0 at init
         # nn.Linear's default initialisation, as in the reference system's LoRA
         nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))
-        self.dropout = nn.Dropout(dropout) if dropout > 0 else None
+        self.dropout = BranchDropout(dropout) if dropout > 0 else None  # None: no work at all at p = 0
 
-    def _branch(self, x: torch.Tensor) -> torch.Tensor:
-        """``s * B A x`` for x: (..., d_in) -> (..., d_out); the scale is applied on the rank-r side."""
+    def _branch(self, x: torch.Tensor, scale: float) -> torch.Tensor:
+        """``scale * B A x`` for x: (..., d_in) -> (..., d_out); the scale is applied on the rank-r side."""
         h = F.linear(x, self.lora_A)  # (..., r)
-        return F.linear(h * self.scale, self.lora_B)  # (..., d_out)
+        return F.linear(h * scale, self.lora_B)  # (..., d_out)
 
     def forward(self, x: torch.Tensor, base_output: torch.Tensor | None = None) -> torch.Tensor:
-        if self.dropout is not None:
-            x = self.dropout(x)
-        return self._branch(x)
+        if self.dropout is None:
+            return self._branch(x, self.scale)
+        x, factor = self.dropout(x)  # drop(x) = x * factor; the factor is folded into the scale
+        return self._branch(x, self.scale * factor)
 
     def lora_weight(self) -> torch.Tensor:
         """``s * B A``: (d_out, d_in)."""
@@ -122,14 +126,15 @@ class DoRALayer(LoRALayer):
         w = self._weight().to(x.dtype)  # (d_out, d_in)
         f = self.magnitude / self._column_norm(w)  # (d_out,)
         if self.dropout is not None and self.training:
-            x = self.dropout(x)
-            wx = F.linear(x, w)  # (..., d_out): W drop(x)
+            x, factor = self.dropout(x)  # drop(x) = x * factor
+            wx = F.linear(x, w)  # (..., d_out): W drop(x) / factor
         else:
             if base_output is None:
                 raise ValueError("DoRALayer needs the base output (the wrapper passes it: uses_base_output)")
+            factor = 1.0
             b = self._bias()
             wx = base_output if b is None else base_output - b.to(base_output.dtype)  # (..., d_out): W x
-        return (f - 1) * wx + f * self._branch(x)  # (..., d_out)
+        return ((f - 1) * factor) * wx + f * self._branch(x, self.scale * factor)  # (..., d_out)
 
     def delta_weight(self) -> torch.Tensor:
         """``W' - W = (f - 1) W + f s B A``: (d_out, d_in), with ``f`` from the current base weight."""
