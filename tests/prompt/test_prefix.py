@@ -372,3 +372,23 @@ def test_static_caches_are_refused(kind: str) -> None:
         model.generate(
             input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=2, cache_implementation="static"
         )
+
+
+@pytest.mark.parametrize("family", ["gpt2", "llama"])
+def test_two_prompt_adapters_under_checkpointing_get_the_same_gradients(family: str) -> None:
+    ids = inputs(tiny_model(family))
+    grads = []
+    for checkpointing in (False, True):
+        model = tiny_model(family)
+        attach(model, {"type": "prefix", "num_virtual_tokens": 2}, name="a")
+        attach(model, {"type": "prefix", "num_virtual_tokens": 3, "prefix_projection": True}, name="b")
+        attach(model, {"type": "prompt", "num_virtual_tokens": 2}, name="c")
+        if checkpointing:
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        model.train()
+        model(input_ids=ids, labels=ids).loss.backward()
+        grads.append({f"{n}.{k}": p.grad.clone() for n in "abc" for k, p in adapter_parameters(model, n).items()})
+    assert grads[0].keys() == grads[1].keys()
+    for key, grad in grads[0].items():
+        assert grad.abs().sum() > 0, key
+        torch.testing.assert_close(grads[1][key], grad, atol=1e-5, rtol=1e-4)

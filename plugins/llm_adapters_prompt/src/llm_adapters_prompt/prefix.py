@@ -144,11 +144,13 @@ class PrefixAdapter(PromptAdapter):
         switched = [m for m in model.modules() if id(m) not in ids and getattr(m, "gradient_checkpointing", False)]
         for module in switched:
             module.gradient_checkpointing = False
+        # plain lists in __dict__, not registered as submodules
+        self.__dict__["_flagged"] = layers
         self.__dict__["_switched"] = switched
 
     def _restore(self, model: nn.Module) -> None:
         """Undo :meth:`_keep_cache_under_checkpointing`."""
-        for layer in checkpointing_layers(model):
+        for layer in self.__dict__.pop("_flagged", []):
             layer.__dict__.pop(KEEP_CACHE_FLAG, None)
         for module in self.__dict__.pop("_switched", []):
             module.gradient_checkpointing = True
