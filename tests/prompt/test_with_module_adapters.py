@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from llm_adapters import attach, detach, merge, set_active, unmerge
 from llm_adapters.engine import adapter_parameters
 from llm_adapters.testing import tiny_model, use_plugins
-
 from llm_adapters_prompt import plugin
 
 from .helpers import FAMILY_MODULES, inputs, logits
