@@ -48,8 +48,10 @@ class BranchDropout(nn.Module):
         n = x.numel()
         words = torch.empty((n + 3) // 4, dtype=torch.int64, device=x.device)
         words.random_(-(2**63), 2**63 - 1)  # 64 random bits per word
-        u16 = words.view(torch.int16)[:n].view(x.shape)  # (..., d_in): uniform on [-2**15, 2**15)
-        return u16 >= self.threshold - (1 << 15)
+        u16 = words.view(torch.int16)  # (4 * words,): uniform on [-2**15, 2**15)
+        if u16.numel() != n:
+            u16 = u16[:n]
+        return u16.view(x.shape) >= self.threshold - (1 << 15)
 
     def extra_repr(self) -> str:
         return f"p={self.p:g}"
