@@ -7,7 +7,9 @@ tokens each (EOS stopping off, so both ways do the same work), on the embedded S
 
 Printed: seconds, examples per second and new tokens per second of each way, the ratio (batched over one at a
 time), and the machine's load average before and after (the figures are only as quiet as the machine). With
-``--rounds N`` the two ways alternate N times and the best time of each is kept.
+``--rounds N`` the two ways alternate N times and the best time of each is kept. On a machine shared with
+other jobs, ``--threads 1`` avoids the thread contention that can slow a 2-thread run by an order of
+magnitude (it hits both ways alike).
 
     python benchmarks/generation.py                    # SmolLM2-135M, 16 x 64 tokens (about a minute)
     python benchmarks/generation.py --tiny             # a tiny random LLaMA: a smoke test for CI
@@ -94,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stop-at-eos", action="store_true", help="stop at EOS (unequal work per prompt)")
     parser.add_argument("--rounds", type=int, default=1, help="alternate the two ways N times, keep the best")
     parser.add_argument("--data-dir", type=Path, default=None, help="folder holding dataset/gsm8k/test.json")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
     parser.add_argument("--min-ratio", type=float, default=None, help="exit 1 if batched/single is below this")
     args = parser.parse_args(argv)
@@ -101,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     args.batch_size = args.batch_size or args.n
     args.max_new_tokens = args.max_new_tokens or (8 if args.tiny else 64)
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     load_before = os.getloadavg()
     if args.tiny:
         model, tok = tiny()
