@@ -15,6 +15,7 @@ from .errors import LLMAdaptersError
 BUILTIN_COMMANDS = (
     "llm_adapters.commands.plugins",
     "llm_adapters.commands.train",
+    "llm_adapters.commands.demo",
     "llm_adapters.commands.export",
     "llm_adapters.commands.evaluate",
     "llm_adapters.commands.generate",

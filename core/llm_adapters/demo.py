@@ -29,7 +29,7 @@ class DemoSettings:
     n_train: int = 400
     n_heldout: int = 120
     seed: int = 0
-    template: str = "alpaca"
+    template: str = "chat"  # the instruct model's own format: the fairest zero-shot baseline
     adapter: dict[str, Any] = field(
         default_factory=lambda: {
             "type": "lora",
