@@ -1,0 +1,69 @@
+"""The demo's plumbing on a tiny model with the probe adapter (the real run is measured by hand: see
+docs/training.md), and batched generation against one-at-a-time generation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from llm_adapters.demo import DemoSettings, generate_batched, run_demo
+from llm_adapters.testing import tiny_model_from_config
+from tests.core import probe_plugin
+
+from .helpers import char_tokenizer
+
+pytestmark = pytest.mark.usefixtures("probe")
+
+
+def _settings(**kw) -> DemoSettings:
+    base = dict(
+        n_train=16,
+        n_heldout=6,
+        template="alpaca",
+        adapter={"type": "probe", "rank": 2},
+        batch_size=4,
+        micro_batch_size=2,
+        cutoff_len=64,
+        max_new_tokens=3,
+        eval_batch_size=4,
+        progress=False,
+    )
+    base.update(kw)
+    return DemoSettings(**base)
+
+
+def test_demo_writes_summary_consistent_with_its_generations(tmp_path: Path) -> None:
+    model = tiny_model_from_config(probe_plugin.TINY_LLAMA)
+    lines: list[str] = []
+    summary = run_demo(tmp_path / "demo", _settings(), model=model, tokenizer=char_tokenizer(), echo=lines.append)
+    out = tmp_path / "demo"
+    saved = json.loads((out / "summary.json").read_text())
+    assert saved["accuracy_before"] == summary["accuracy_before"]
+    for when in ("before", "after"):
+        rows = [json.loads(line) for line in (out / f"generations_{when}.jsonl").read_text().splitlines()]
+        assert len(rows) == 6
+        assert saved[f"accuracy_{when}"] == sum(r["correct"] for r in rows) / 6
+        assert 0.0 <= saved[f"accuracy_{when}"] <= 1.0
+    assert saved["train_problems"] == 16 and saved["train_steps"] == 4  # 16 problems / batch 4, one epoch
+    assert len(json.loads((out / "data" / "train.json").read_text())) == 16
+    assert (out / "adapter" / "adapter_model.safetensors").is_file() and (out / "adapter" / "loss.png").is_file()
+    table = lines[-1]
+    assert "before (zero-shot)" in table and "after" in table and str(out / "summary.json") in table
+
+
+def test_batched_left_padded_generation_equals_one_at_a_time() -> None:
+    model = tiny_model_from_config(probe_plugin.TINY_LLAMA, seed=3)
+    tok = char_tokenizer()
+    prompts = ["1+2?", "a much longer prompt here", "xy"]
+    batched = generate_batched(model, tok, prompts, max_new_tokens=5, batch_size=3)
+    single = []
+    for p in prompts:
+        ids = torch.tensor([tok(p).input_ids])
+        with torch.no_grad():
+            gen = model.generate(input_ids=ids, max_new_tokens=5, do_sample=False, pad_token_id=0, eos_token_id=3)
+        single.append(tok.decode(gen[0, ids.shape[1] :], skip_special_tokens=True).strip())
+    assert batched == single
+    assert tok.padding_side == "right"  # restored
