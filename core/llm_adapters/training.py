@@ -23,6 +23,7 @@ import math
 import os
 import re
 import shutil
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +33,7 @@ import torch
 from torch import nn
 
 from .data import RightPaddingCollator, load_records, split_records, tokenize_dataset
-from .engine import _state, list_adapters, trainable_parameters
+from .engine import _state, adapter_tensors, list_adapters, trainable_parameters
 from .errors import LLMAdaptersError
 from .files import CONFIG_NAME, WEIGHTS_NAME, _copy_in, save_adapter
 from .prompts import get_template
@@ -104,6 +105,36 @@ def load_adapter_weights(model: nn.Module, path: str | Path, name: str = "defaul
     _copy_in(model, name, load_file(str(weights), device="cpu"), weights)
 
 
+def adapter_state_dict_keys(model: nn.Module, name: str = "default") -> dict[str, str]:
+    """For each tensor of adapter ``name``: its file key -> its key in ``model.state_dict()``."""
+    by_storage = {
+        (t.data_ptr(), tuple(t.shape)): key for key, t in model.state_dict(keep_vars=True).items() if t.numel()
+    }
+    out = {}
+    for file_key, t in adapter_tensors(model, name).items():
+        sd_key = by_storage.get((t.data_ptr(), tuple(t.shape)))
+        if sd_key is None:
+            raise TrainingError(f"adapter tensor {file_key} is not in the model's state dict")
+        out[file_key] = sd_key
+    return out
+
+
+def save_gathered_adapter(state_dict: dict[str, Any], keys: dict[str, str], config_text: str, out: Path) -> None:
+    """Write an adapter directory from a gathered full state dict (see :func:`adapter_state_dict_keys`)."""
+    from safetensors.torch import save_file
+
+    missing = [sd for sd in keys.values() if sd not in state_dict]
+    if missing:
+        raise TrainingError(f"the gathered state dict lacks adapter tensors, e.g. {missing[:3]}")
+    tensors = {fk: state_dict[sk].detach().to("cpu").contiguous() for fk, sk in keys.items()}
+    tmp = out / f".{WEIGHTS_NAME}.tmp"
+    save_file(tensors, str(tmp), metadata={"format": "pt"})
+    os.replace(tmp, out / WEIGHTS_NAME)
+    tmp = out / f".{CONFIG_NAME}.tmp"
+    tmp.write_text(config_text)
+    os.replace(tmp, out / CONFIG_NAME)
+
+
 # ---- the Trainer --------------------------------------------------------------------------------
 def _trainer_class() -> type:
     from transformers import Trainer
@@ -112,13 +143,20 @@ def _trainer_class() -> type:
         """A Trainer whose checkpoints hold the adapter only, in safetensors."""
 
         adapter_name = "default"
+        #: file key -> state-dict key, and the adapter_config.json text, taken before any sharding
+        adapter_keys: dict[str, str] | None = None
+        adapter_config_text: str | None = None
 
         def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
             output_dir = output_dir or self.args.output_dir
             if not self.args.should_save:
                 return
             os.makedirs(output_dir, exist_ok=True)
-            save_adapter(self.model, output_dir, name=self.adapter_name)
+            if state_dict is not None and self.adapter_keys and self.adapter_config_text:
+                # FSDP (full state dict) and DeepSpeed hand over the gathered weights: take the adapter's
+                save_gathered_adapter(state_dict, self.adapter_keys, self.adapter_config_text, Path(output_dir))
+            else:
+                save_adapter(self.model, output_dir, name=self.adapter_name)
             Path(output_dir, "training_args.json").write_text(self.args.to_json_string())
 
         def _load_from_checkpoint(self, resume_from_checkpoint: str, model: nn.Module | None = None) -> None:
@@ -340,6 +378,9 @@ def train(
         data_collator=RightPaddingCollator(tokenizer.pad_token_id),
         callbacks=callbacks,
     )
+    trainer.adapter_keys = adapter_state_dict_keys(model, "default")
+    with tempfile.TemporaryDirectory() as tmp:  # the adapter's identity, taken while it is whole
+        trainer.adapter_config_text = (save_adapter(model, tmp, name="default") / CONFIG_NAME).read_text()
     trainable, total = trainable_parameters(model)
     main = trainer.is_world_process_zero()
     if main:

@@ -157,3 +157,31 @@ def test_batch_size_must_split_over_processes(tmp_path, data_file, tokenizer, mo
     with pytest.raises(TrainingError, match=r"batch_size 4 is not a multiple of micro_batch_size 2 x 3 process"):
         gradient_accumulation(_config(data_file, tmp_path), 3)
     assert gradient_accumulation(_config(data_file, tmp_path, batch_size=12), 3) == 2
+
+
+def test_adapter_from_a_gathered_state_dict_equals_the_saved_adapter(tmp_path, tokenizer) -> None:
+    """The path FSDP (full state dict) and DeepSpeed take: the adapter is cut out of the gathered weights."""
+    from llm_adapters.training import adapter_state_dict_keys, save_gathered_adapter
+
+    model = _fresh()
+    la.attach(model, {"type": "probe", "rank": 3})
+    with torch.no_grad():
+        for t in adapter_tensors(model, "default").values():
+            t.normal_()
+    keys = adapter_state_dict_keys(model)
+    assert set(keys) == set(adapter_tensors(model, "default"))
+    la.save_adapter(model, tmp_path / "direct")
+    gathered = {k: v.clone() for k, v in model.state_dict().items()}  # a copy, as a gather returns
+    (tmp_path / "gathered").mkdir()
+    text = (tmp_path / "direct" / "adapter_config.json").read_text()
+    save_gathered_adapter(gathered, keys, text, tmp_path / "gathered")
+    ids = torch.tensor([tokenizer("3+4?").input_ids])
+    outs = []
+    for d in ("direct", "gathered"):
+        fresh = _fresh()
+        la.load_adapter(fresh, tmp_path / d)
+        with torch.no_grad():
+            outs.append(fresh(input_ids=ids).logits)
+    torch.testing.assert_close(outs[1], outs[0], atol=0, rtol=0)
+    with pytest.raises(TrainingError, match="lacks adapter tensors"):
+        save_gathered_adapter({}, keys, text, tmp_path / "gathered")
