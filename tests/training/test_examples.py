@@ -49,3 +49,14 @@ def test_recipe_values_match_the_reference() -> None:
     assert (prefix.batch_size, prefix.num_epochs, prefix.learning_rate, prefix.val_set_size) == (8, 5, 3e-2, 120)
     assert (prefix.eval_steps, prefix.save_steps) == (10, 10)
     assert build_config(EXAMPLES[0].parent / "llama13b-lora.yaml").gradient_checkpointing is True
+
+
+@pytest.mark.parametrize("path", sorted((EXAMPLES[0].parent / "accelerate").glob("*.yaml")), ids=lambda p: p.stem)
+def test_accelerate_configs_load(path: Path) -> None:
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    config = load_config_from_file(str(path))
+    expected = {"multi_gpu": "MULTI_GPU", "multi_node": "MULTI_GPU", "fsdp": "FSDP", "deepspeed_zero2": "DEEPSPEED"}
+    assert config.distributed_type.value == expected[path.stem]
+    if path.stem == "fsdp":
+        assert config.fsdp_config["fsdp_state_dict_type"] == "FULL_STATE_DICT"
