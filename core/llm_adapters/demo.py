@@ -50,49 +50,18 @@ class DemoSettings:
     progress: bool = True
 
 
-# ---- batched greedy generation ------------------------------------------------------------------
-@torch.no_grad()
-def generate_batched(
-    model: Any, tokenizer: Any, prompts: Sequence[str], *, max_new_tokens: int, batch_size: int
-) -> list[str]:
-    """Greedy completions of ``prompts``: batches of similar length, left padding with an attention mask,
-    the KV cache, stopping at EOS. Returns the new text of each prompt, in order."""
-    was_training, side = model.training, tokenizer.padding_side
-    model.eval()
-    tokenizer.padding_side = "left"
-    device = next(model.parameters()).device
-    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
-    out: list[str] = [""] * len(prompts)
-    try:
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
-            enc = tokenizer([prompts[i] for i in idx], return_tensors="pt", padding=True).to(device)
-            gen = model.generate(
-                **enc,
-                max_new_tokens=max_new_tokens,
-                do_sample=False,
-                num_beams=1,
-                use_cache=True,
-                pad_token_id=tokenizer.pad_token_id,
-                eos_token_id=tokenizer.eos_token_id,
-            )  # (batch, prompt_len + new)
-            new = gen[:, enc["input_ids"].shape[1] :]
-            for i, text in zip(idx, tokenizer.batch_decode(new, skip_special_tokens=True), strict=True):
-                out[i] = text.strip()
-    finally:
-        tokenizer.padding_side = side
-        model.train(was_training)
-    return out
-
-
 def evaluate_problems(
     model: Any, tokenizer: Any, template: Template, problems: Sequence[dict[str, str]], settings: DemoSettings
 ) -> tuple[float, list[dict[str, Any]]]:
-    """``(accuracy, rows)``: greedy generation on each problem, scored by its final number."""
+    """``(accuracy, rows)``: batched greedy generation (left padding, KV cache, stopping at EOS) on each
+    problem, scored by its final number."""
+    from .generation import GenerationSettings, generate
+
     prompts = [template.prompt(p["instruction"], p.get("input", "")) for p in problems]
-    texts = generate_batched(
-        model, tokenizer, prompts, max_new_tokens=settings.max_new_tokens, batch_size=settings.eval_batch_size
+    gen = GenerationSettings(
+        max_new_tokens=settings.max_new_tokens, batch_size=settings.eval_batch_size, skip_special_tokens=True
     )
+    texts = [g.text.strip() for g in generate(model, tokenizer, prompts, gen, progress=settings.progress)]
     rows = []
     for p, text in zip(problems, texts, strict=True):
         ok = is_correct(text, p["answer"])

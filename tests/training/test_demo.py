@@ -1,5 +1,5 @@
 """The demo's plumbing on a tiny model with the probe adapter (the real run is measured by hand: see
-docs/training.md), and batched generation against one-at-a-time generation."""
+docs/training.md)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 
-from llm_adapters.demo import DemoSettings, generate_batched, run_demo
+from llm_adapters.demo import DemoSettings, run_demo
 from llm_adapters.testing import tiny_model_from_config
 from tests.core import probe_plugin
 
@@ -52,18 +51,3 @@ def test_demo_writes_summary_consistent_with_its_generations(tmp_path: Path) -> 
     assert (out / "adapter" / "adapter_model.safetensors").is_file() and (out / "adapter" / "loss.png").is_file()
     table = lines[-1]
     assert "before (zero-shot)" in table and "after" in table and str(out / "summary.json") in table
-
-
-def test_batched_left_padded_generation_equals_one_at_a_time() -> None:
-    model = tiny_model_from_config(probe_plugin.TINY_LLAMA, seed=3)
-    tok = char_tokenizer()
-    prompts = ["1+2?", "a much longer prompt here", "xy"]
-    batched = generate_batched(model, tok, prompts, max_new_tokens=5, batch_size=3)
-    single = []
-    for p in prompts:
-        ids = torch.tensor([tok(p).input_ids])
-        with torch.no_grad():
-            gen = model.generate(input_ids=ids, max_new_tokens=5, do_sample=False, pad_token_id=0, eos_token_id=3)
-        single.append(tok.decode(gen[0, ids.shape[1] :], skip_special_tokens=True).strip())
-    assert batched == single
-    assert tok.padding_side == "right"  # restored
