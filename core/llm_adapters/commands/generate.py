@@ -65,7 +65,7 @@ def command(
     from ..models import load_model
     from ..prompts import DEFAULT_TEMPLATE
 
-    layout = resolve_template(template or DEFAULT_TEMPLATE, None)
+    resolve_template(template or DEFAULT_TEMPLATE, None)  # a misspelt name fails before the model loads
     lm, tokenizer = load_model(model, dtype=dtype)
     for i, path in enumerate(adapter_paths):
         load_adapter(lm, path, name=f"adapter{i}" if len(adapter_paths) > 1 else None)
