@@ -124,6 +124,13 @@ def build_summary(
     }
 
 
+def scoring_text(summary: dict[str, Any]) -> str:
+    """How the run's answers were judged, in words."""
+    if summary["settings"]["method"] == "loglik":
+        return f"log-likelihood of the options (multiple choice), {summary['scoring']} extraction for the others"
+    return summary["scoring"]
+
+
 def markdown_table(summary: dict[str, Any], tasks: Sequence[Task]) -> str:
     """The paper's layout: rows model + adapter, columns data sets and their average, in percent."""
     head = ["Model", *[t.title for t in tasks], "Avg"]
@@ -140,8 +147,8 @@ def markdown_table(summary: dict[str, Any], tasks: Sequence[Task]) -> str:
     counts = ", ".join(f"{t.title} {first[t.name]['count']}" for t in tasks if t.name in first)
     s = summary["settings"]
     note = (
-        f"\nAccuracy (%). Scoring: {summary['scoring']}; method: {s['method']}; protocol: {s['protocol']}; "
-        f"template: {s['template']}. Examples: {counts}.\n"
+        f"\nAccuracy (%). Scoring: {scoring_text(summary)}; protocol: {s['protocol']}; template: {s['template']}. "
+        f"Examples: {counts}.\n"
     )
     return "\n".join(lines) + "\n" + note
 
@@ -169,7 +176,8 @@ def bar_chart(summary: dict[str, Any], tasks: Sequence[Task], path: Path) -> Pat
     ax.set_xticklabels(groups, rotation=30 if len(groups) > 6 else 0, ha="right" if len(groups) > 6 else "center")
     ax.set_ylabel("accuracy (%)")
     ax.set_ylim(0, 100)
-    ax.set_title(f"{summary['model']} - {summary['scoring']} scoring ({summary['settings']['method']})")
+    method = "log-likelihood" if summary["settings"]["method"] == "loglik" else f"{summary['scoring']} scoring"
+    ax.set_title(f"{summary['model']} - {method}")
     ax.legend(fontsize="small", loc="upper right")
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -84,6 +84,8 @@ def test_accuracies_records_and_reports(tmp_path: Path) -> None:
     table = (tmp_path / "results.md").read_text().splitlines()
     assert table[0] == "| Model | SVAMP | WinoGrande | Avg |"
     assert table[2] == "| scripted | 66.7 | 100.0 | 83.3 |"
+    assert table[4].startswith("Accuracy (%). Scoring: robust; protocol: default; template: alpaca.")
+    assert table[4].endswith("Examples: SVAMP 3, WinoGrande 2.")
     assert (tmp_path / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -137,6 +139,10 @@ def test_loglik_method_on_multiple_choice_only(tmp_path: Path) -> None:
     assert summary["tasks"]["winogrande"]["method"] == "loglik"
     assert summary["tasks"]["winogrande"]["scoring"] == "loglik"
     assert summary["tasks"]["svamp"]["method"] == "generate"  # open answers are still generated
+    assert (
+        "Scoring: log-likelihood of the options (multiple choice), robust extraction for the others;"
+        in (tmp_path / "results.md").read_text()
+    )
     records = [_strict_json(x) for x in (tmp_path / "winogrande.jsonl").read_text().splitlines()]
     from llm_adapters.loglik import continuation_logprobs
 
