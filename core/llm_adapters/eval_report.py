@@ -57,6 +57,7 @@ def jsonl_name(task: Task) -> str:
 
 def _task_entry(result: Any) -> dict[str, Any]:
     return {
+        "metric": result.task.metric,
         "accuracy": result.accuracy,
         "correct": result.correct,
         "count": result.count,

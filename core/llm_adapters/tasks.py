@@ -85,6 +85,7 @@ class Task:
         aliases: other accepted spellings (``"obqa"``); matched case-insensitively like ``name``.
         choices: for multiple-choice tasks, the label strings common to every example (``("true",
             "false")``); per-example options come from :meth:`options`. Empty for open answers.
+        metric: what the task reports (``"accuracy"``: the fraction of examples judged correct).
         max_new_tokens: the generation budget (the reference uses 256 for math and 32 for commonsense).
         reference_skip_special_tokens: whether the reference scripts decoded this task's generations with
             special tokens removed (commonsense) or kept (math).
@@ -97,6 +98,7 @@ class Task:
     aliases: ClassVar[tuple[str, ...]] = ()
     choices: ClassVar[tuple[str, ...]] = ()
     description: ClassVar[str] = ""
+    metric: ClassVar[str] = "accuracy"
     max_new_tokens: ClassVar[int] = 256
     reference_skip_special_tokens: ClassVar[bool] = False
 

@@ -121,3 +121,41 @@ def test_stream_hands_out_the_same_text_piece_by_piece() -> None:
     beams: list[str] = []
     stream(model, tok, PROMPTS[1], beams.append, GenerationSettings(max_new_tokens=10, num_beams=2, batch_size=1))
     assert len(beams) == 1, "beam search hands over the text once"
+
+
+# position schemes other than LLaMA's rotary embeddings: absolute (GPT-2), learned with an offset (OPT),
+# ALiBi (BLOOM), partial rotary (GPT-NeoX); left padding must not shift any of them
+OTHER_FAMILIES = {
+    "gpt2": {"model_type": "gpt2", "vocab_size": 128, "n_embd": 32, "n_layer": 2, "n_head": 4, "n_positions": 256},
+    "opt": {
+        "model_type": "opt",
+        "vocab_size": 128,
+        "hidden_size": 32,
+        "ffn_dim": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "max_position_embeddings": 256,
+        "word_embed_proj_dim": 32,
+    },
+    "bloom": {"model_type": "bloom", "vocab_size": 128, "hidden_size": 32, "n_layer": 2, "n_head": 4},
+    "gpt_neox": {
+        "model_type": "gpt_neox",
+        "vocab_size": 128,
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "max_position_embeddings": 256,
+    },
+}
+
+
+@pytest.mark.parametrize("family", sorted(OTHER_FAMILIES))
+def test_batched_equals_one_at_a_time_for_other_position_schemes(family: str) -> None:
+    from llm_adapters.testing import tiny_model_from_config
+
+    config = dict(OTHER_FAMILIES[family], bos_token_id=2, eos_token_id=3, pad_token_id=0)
+    model, tok = tiny_model_from_config(config, seed=0), char_tokenizer()
+    settings = GenerationSettings(max_new_tokens=8, batch_size=len(PROMPTS), stop_at_eos=False)
+    batched = generate(model, tok, PROMPTS, settings)
+    assert [g.token_ids for g in batched] == [_alone(model, tok, p, 8) for p in PROMPTS]

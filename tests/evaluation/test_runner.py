@@ -59,7 +59,7 @@ def test_accuracies_records_and_reports(tmp_path: Path) -> None:
     assert (wino["correct"], wino["count"], wino["accuracy"]) == (2, 2, 1.0)
     assert svamp["accuracy_by_scoring"] == {"reference": pytest.approx(1 / 3), "robust": pytest.approx(2 / 3)}
     assert wino["accuracy_by_scoring"] == {"reference": 0.5, "robust": 1.0}
-    assert summary["scoring"] == "robust" and svamp["scoring"] == "robust"
+    assert summary["scoring"] == "robust" and svamp["scoring"] == "robust" and svamp["metric"] == "accuracy"
     assert summary["average"] == pytest.approx((2 / 3 + 1) / 2)
     assert summary["settings"]["template"] == "alpaca"
     assert summary["settings"]["generation"]["svamp"]["num_beams"] == 1
