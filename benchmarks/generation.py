@@ -142,12 +142,12 @@ def main(argv: list[str] | None = None) -> int:
         "batch_size": args.batch_size,
         "rounds": args.rounds,
         "one_at_a_time": {
-            "seconds": round(single_s, 3),
+            "seconds": round(single_s, 6),
             "examples_per_second": round(n / single_s, 4),
             "new_tokens_per_second": round(single_tokens / single_s, 2),
         },
         "batched": {
-            "seconds": round(batched_s, 3),
+            "seconds": round(batched_s, 6),
             "examples_per_second": round(n / batched_s, 4),
             "new_tokens_per_second": round(batched_tokens / batched_s, 2),
         },
