@@ -264,6 +264,8 @@ def run_evaluation(
     data = {t.name: t.load(config.data_dir, config.limit) for t in tasks}
     adapters = [(p, read_adapter_config(p)) for p in config.adapter_paths]
     resolve_template(config.template_name, None)  # a misspelt template fails before the model loads
+    if not config.with_base and not adapters:
+        raise ConfigError("nothing to evaluate: include_base is false and no adapter path was given")
     given = model is not None and tokenizer is not None
     if not given:
         from .models import load_model
@@ -275,10 +277,11 @@ def run_evaluation(
     plan: list[tuple[str, str | None, dict[str, Any] | None]] = []
     if config.with_base:
         plan.append((label, None, None))
-    for path, meta in adapters:
-        plan.append((f"{label} + {meta['adapter_type']} ({Path(path).resolve().name})", path, meta))
-    if not plan:
-        raise ConfigError("nothing to evaluate: include_base is false and no adapter path was given")
+    for i, (path, meta) in enumerate(adapters):
+        run_label = f"{label} + {meta['adapter_type']} ({Path(path).resolve().name})"
+        if any(run_label == p[0] for p in plan):  # two adapter folders of one name
+            run_label = f"{run_label} #{i + 1}"
+        plan.append((run_label, path, meta))
     runs: list[RunResult] = []
     for run_label, path, meta in plan:
         info = None

@@ -244,3 +244,11 @@ def test_config_file_and_flags(tmp_path: Path) -> None:
         "reference",
         "alpaca-reference-eval",
     )
+
+
+def test_nothing_to_evaluate(tmp_path: Path) -> None:
+    from llm_adapters.errors import ConfigError
+
+    config = EvalConfig(tasks=["svamp"], data_dir=str(ASSETS), output=str(tmp_path), include_base=False)
+    with pytest.raises(ConfigError, match="nothing to evaluate: include_base is false and no adapter path was given"):
+        run_evaluation(config)  # fails before loading the (embedded) model
