@@ -32,8 +32,22 @@ def _env() -> dict[str, str]:
     return env
 
 
+_STARTED: list[subprocess.Popen] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_stray_processes():
+    """A test that fails half-way must not leave a training process running."""
+    yield
+    while _STARTED:
+        proc = _STARTED.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
 def _cli(*args: str, **kw) -> subprocess.Popen:
-    return subprocess.Popen(
+    proc = subprocess.Popen(
         [sys.executable, "-m", "tests.training.run_cli", "train", *args],
         cwd=ROOT,
         env=_env(),
@@ -42,6 +56,8 @@ def _cli(*args: str, **kw) -> subprocess.Popen:
         text=True,
         **kw,
     )
+    _STARTED.append(proc)
+    return proc
 
 
 @pytest.fixture(scope="module")
