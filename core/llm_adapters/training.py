@@ -342,6 +342,9 @@ def train(
         from .models import load_model
 
         model, tokenizer = load_model(config.model, dtype=config.dtype, device="cpu")
+        model_name = config.model
+    else:
+        model_name = getattr(model.config, "_name_or_path", None) or config.model
     from .models import ensure_pad_token
 
     ensure_pad_token(tokenizer)
@@ -385,7 +388,7 @@ def train(
     main = trainer.is_world_process_zero()
     if main:
         print(
-            f"training adapter {config.adapter!r} on {config.model}: {trainable:,} trainable of {total:,} "
+            f"training adapter {config.adapter!r} on {model_name}: {trainable:,} trainable of {total:,} "
             f"parameters ({100 * trainable / total:.3f}%); {len(train_tok)} training and "
             f"{len(val_tok) if val_tok is not None else 0} validation examples; {args.world_size} process(es), "
             f"gradient accumulation {args.gradient_accumulation_steps}"
@@ -410,7 +413,7 @@ def train(
         save_adapter(model, out, name="default")
         evals = [e["eval_loss"] for e in trainer.state.log_history if "eval_loss" in e]
         metrics = {
-            "model": config.model,
+            "model": model_name,
             "adapter": config.adapter,
             "adapter_config": _state(model).records["default"].config.model_dump(mode="json"),
             "train_loss": output.training_loss,
@@ -431,7 +434,7 @@ def train(
         }
         (out / METRICS_NAME).write_text(json.dumps(_clean(metrics), indent=2) + "\n")
         (out / RUN_CONFIG_NAME).write_text(config.model_dump_json(indent=2) + "\n")
-        plot = plot_losses(trainer.state.log_history, out / PLOT_NAME, title=f"{config.adapter} on {config.model}")
+        plot = plot_losses(trainer.state.log_history, out / PLOT_NAME, title=f"{config.adapter} on {model_name}")
     if args.world_size > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.barrier()
     return TrainResult(out, metrics, plot, checkpoints(out), resume_from)

@@ -185,3 +185,16 @@ def test_adapter_from_a_gathered_state_dict_equals_the_saved_adapter(tmp_path, t
     torch.testing.assert_close(outs[1], outs[0], atol=0, rtol=0)
     with pytest.raises(TrainingError, match="lacks adapter tensors"):
         save_gathered_adapter({}, keys, text, tmp_path / "gathered")
+
+
+def test_tensorboard_is_used_when_installed(monkeypatch) -> None:
+    import importlib.util
+
+    from llm_adapters import training
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if "tensorboard" in name else real(name))
+    assert training._report_to("auto") == []
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object() if name == "tensorboard" else None)
+    assert training._report_to("auto") == ["tensorboard"]
+    assert training._report_to("none") == []
