@@ -198,3 +198,15 @@ def test_tensorboard_is_used_when_installed(monkeypatch) -> None:
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object() if name == "tensorboard" else None)
     assert training._report_to("auto") == ["tensorboard"]
     assert training._report_to("none") == []
+
+
+def test_gradient_checkpointing_trains_the_same_adapter(tmp_path, data_file, tokenizer) -> None:
+    ends = []
+    for flag in (False, True):
+        model = _fresh()
+        train(_config(data_file, tmp_path / str(flag), max_steps=2, gradient_checkpointing=flag), model=model,
+              tokenizer=tokenizer)  # fmt: skip
+        assert getattr(model, "is_activation_checkpointing", False) is flag
+        ends.append(adapter_tensors(model, "default"))
+    for k in ends[0]:
+        torch.testing.assert_close(ends[1][k], ends[0][k], atol=1e-6, rtol=1e-5)
