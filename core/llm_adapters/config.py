@@ -23,7 +23,9 @@ def format_validation_error(adapter: str, exc: ValidationError) -> str:
             parts.append(f"unknown field {loc!r}")
             continue
         given = err.get("input")
-        parts.append(f"{loc}: {msg[0].lower() + msg[1:]}, got {given!r}")
+        text = msg[0].lower() + msg[1:]
+        # some pydantic messages already describe the input ("got a number with a fractional part")
+        parts.append(f"{loc}: {text} ({given!r})" if "got " in text else f"{loc}: {text}, got {given!r}")
     return f"adapter {adapter!r}: " + "; ".join(parts)
 
 

@@ -50,7 +50,7 @@ def test_presets_and_explicit_targets() -> None:
     ("field", "value", "message"),
     [
         ("r", 0, "adapter 'lora': r: input should be greater than or equal to 1, got 0"),
-        ("r", 2.5, "adapter 'lora': r: input should be a valid integer, got a number with a fractional part, got 2.5"),
+        ("r", 2.5, "adapter 'lora': r: input should be a valid integer, got a number with a fractional part (2.5)"),
         ("alpha", 0, "adapter 'lora': alpha: input should be greater than 0, got 0"),
         ("alpha", -4.0, "adapter 'lora': alpha: input should be greater than 0, got -4.0"),
         ("dropout", 1.0, "adapter 'lora': dropout: input should be less than 1, got 1.0"),
