@@ -24,6 +24,7 @@ mask 0 and label -100, so positions stay right for absolute-position models.
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -229,14 +230,24 @@ def tokenize_dataset(
     train_on_inputs: bool = False,
     add_eos: bool = True,
 ) -> Any:
-    """Map :func:`tokenize_record` over ``ds``, keeping only the model's columns."""
+    """Map :func:`tokenize_record` over ``ds``, keeping only the model's columns. Records left with no
+    trained token (a prompt that fills ``cutoff_len`` when the prompt is masked) are dropped with a warning:
+    they would only dilute the batch's loss."""
 
     def fn(rec: dict[str, Any]) -> dict[str, list[int]]:
         return tokenize_record(
             tokenizer, template, rec, cutoff_len=cutoff_len, train_on_inputs=train_on_inputs, add_eos=add_eos
         )
 
-    return ds.map(fn, remove_columns=ds.column_names, desc="tokenizing", keep_in_memory=True)
+    out = ds.map(fn, remove_columns=ds.column_names, desc="tokenizing", keep_in_memory=True)
+    kept = out.filter(lambda r: any(label != IGNORE_INDEX for label in r["labels"]), keep_in_memory=True)
+    if len(kept) < len(out):
+        warnings.warn(
+            f"{len(out) - len(kept)} of {len(out)} records have no response token left within cutoff_len="
+            f"{cutoff_len} and are skipped; raise cutoff_len to train on them",
+            stacklevel=2,
+        )
+    return kept
 
 
 @dataclass

@@ -162,9 +162,20 @@ def test_bos_is_masked_with_the_prompt() -> None:
 
 def test_tokenize_dataset_keeps_model_columns(tmp_path: Path) -> None:
     (tmp_path / "a.json").write_text(json.dumps(RECS))
-    ds = tokenize_dataset(load_records(tmp_path / "a.json"), char_tokenizer(), get_template(), cutoff_len=64)
+    ds = tokenize_dataset(load_records(tmp_path / "a.json"), char_tokenizer(), get_template(), cutoff_len=1000)
     assert ds.column_names == ["input_ids", "attention_mask", "labels"]
     assert len(ds) == 3
+
+
+def test_records_without_a_trained_token_are_skipped_with_a_warning(tmp_path: Path) -> None:
+    long_prompt = {"instruction": "x" * 600, "input": "", "output": "y"}
+    (tmp_path / "a.json").write_text(json.dumps([*RECS, long_prompt]))
+    ds_all = load_records(tmp_path / "a.json")
+    with pytest.warns(UserWarning, match="1 of 4 records have no response token left within cutoff_len=500"):
+        ds = tokenize_dataset(ds_all, char_tokenizer(), get_template(), cutoff_len=500)
+    assert len(ds) == 3 and all(any(label != -100 for label in r["labels"]) for r in ds)
+    # training on the prompt too keeps it: its prompt tokens carry loss
+    assert len(tokenize_dataset(ds_all, char_tokenizer(), get_template(), cutoff_len=500, train_on_inputs=True)) == 4
 
 
 def test_collator_pads_on_the_right_with_the_pad_token() -> None:
