@@ -33,14 +33,14 @@ def _record(question: str, work: str, answer: int) -> Problem:
 
 def _add(rng: random.Random) -> Problem:
     (name, he), item = rng.choice(NAMES), rng.choice(ITEMS)
-    a, b = rng.randint(2, 60), rng.randint(2, 40)
+    a, b = rng.randint(2, 40), rng.randint(2, 30)
     q = f"{name} has {a} {item}. {he.capitalize()} gets {b} more. How many {item} does {name} have now?"
     return _record(q, f"{name} has {a} + {b} = {a + b} {item}.", a + b)
 
 
 def _subtract(rng: random.Random) -> Problem:
     (name, _), item = rng.choice(NAMES), rng.choice(ITEMS)
-    a = rng.randint(10, 90)
+    a = rng.randint(10, 60)
     b = rng.randint(1, a - 1)
     friend = rng.choice([n for n, _ in NAMES if n != name])
     q = f"{name} had {a} {item} and gave {b} of them to {friend}. How many {item} does {name} have left?"
@@ -49,21 +49,21 @@ def _subtract(rng: random.Random) -> Problem:
 
 def _multiply(rng: random.Random) -> Problem:
     item, box = rng.choice(ITEMS), rng.choice(CONTAINERS)
-    a, b = rng.randint(2, 12), rng.randint(2, 12)
+    a, b = rng.randint(2, 10), rng.randint(2, 10)
     q = f"There are {a} {box} with {b} {item} in each. How many {item} are there in total?"
     return _record(q, f"There are {a} * {b} = {a * b} {item}.", a * b)
 
 
 def _divide(rng: random.Random) -> Problem:
     (name, _), item = rng.choice(NAMES), rng.choice(ITEMS)
-    per, k = rng.randint(2, 12), rng.randint(2, 9)
+    per, k = rng.randint(2, 10), rng.randint(2, 6)
     q = f"{name} shares {per * k} {item} equally among {k} friends. How many {item} does each friend get?"
     return _record(q, f"Each friend gets {per * k} / {k} = {per} {item}.", per)
 
 
 def _two_step(rng: random.Random) -> Problem:
     (name, _), item = rng.choice(NAMES), rng.choice(ITEMS)
-    a, b = rng.randint(5, 40), rng.randint(2, 30)
+    a, b = rng.randint(5, 30), rng.randint(2, 20)
     c = rng.randint(1, a + b - 1)
     q = f"{name} has {a} {item}, buys {b} more and then gives away {c}. How many {item} does {name} have now?"
     return _record(q, f"{name} has {a} + {b} - {c} = {a + b - c} {item}.", a + b - c)

@@ -3,12 +3,14 @@
 On the embedded SmolLM2-135M-Instruct: generate training and held-out word problems
 (:mod:`llm_adapters.arithmetic`), measure the held-out accuracy zero-shot, fine-tune a LoRA adapter, measure
 again, and write ``summary.json`` (``accuracy_before``, ``accuracy_after`` as fractions, timings, paths),
-the generations before and after (JSONL), the data, the adapter and its loss plot.
+``loss.png``, the generations before and after (JSONL), the data, and the adapter with its metrics.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -27,7 +29,7 @@ class DemoSettings:
 
     model: str = "smollm2-135m"
     n_train: int = 400
-    n_heldout: int = 120
+    n_heldout: int = 100
     seed: int = 0
     template: str = "chat"  # the instruct model's own format: the fairest zero-shot baseline
     adapter: dict[str, Any] = field(
@@ -42,7 +44,7 @@ class DemoSettings:
     epochs: float = 1.0
     batch_size: int = 8
     micro_batch_size: int = 8
-    learning_rate: float = 3e-4
+    learning_rate: float = 1e-3  # 50 steps: a higher rate than the 3e-4 of long runs learns more in them
     warmup_steps: int = 5
     cutoff_len: int = 160
     max_new_tokens: int = 40
@@ -58,9 +60,10 @@ def evaluate_problems(
     from .generation import GenerationSettings, generate
 
     prompts = [template.prompt(p["instruction"], p.get("input", "")) for p in problems]
-    gen = GenerationSettings(
-        max_new_tokens=settings.max_new_tokens, batch_size=settings.eval_batch_size, skip_special_tokens=True
-    )
+    # batches of equal size: 100 problems in 4 x 25 rather than 4 x 24 + a straggler of 4
+    n_batches = max(1, math.ceil(len(prompts) / settings.eval_batch_size))
+    batch_size = max(1, math.ceil(len(prompts) / n_batches))
+    gen = GenerationSettings(max_new_tokens=settings.max_new_tokens, batch_size=batch_size, skip_special_tokens=True)
     texts = [g.text.strip() for g in generate(model, tokenizer, prompts, gen, progress=settings.progress)]
     rows = []
     for p, text in zip(problems, texts, strict=True):
@@ -151,6 +154,10 @@ def run_demo(
     t_after = time.time() - t3
     _write_jsonl(out / "generations_after.jsonl", rows_after)
 
+    plot = None
+    if result.plot is not None:
+        plot = out / "loss.png"
+        shutil.copyfile(result.plot, plot)
     summary = {
         "model": s.model,
         "adapter": s.adapter,
@@ -170,7 +177,7 @@ def run_demo(
         "paths": {
             "summary": str(out / "summary.json"),
             "adapter": str(result.output_dir),
-            "loss_plot": str(result.plot) if result.plot else None,
+            "loss_plot": str(plot) if plot else None,
             "metrics": str(result.output_dir / "metrics.json"),
             "generations_before": str(out / "generations_before.jsonl"),
             "generations_after": str(out / "generations_after.jsonl"),

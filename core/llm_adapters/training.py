@@ -318,7 +318,7 @@ def _prepare_output(config: TrainConfig) -> Path | None:
             f"{out} already holds checkpoints ({', '.join(sorted(p.name for p in existing))}); pass --resume to "
             "continue that run, --overwrite to start afresh, or choose another output directory"
         )
-    if config.overwrite and world_size() == 1:  # under torchrun rank 0 alone may delete
+    if config.overwrite and int(os.environ.get("RANK", "0")) == 0:  # under torchrun rank 0 alone deletes
         for p in existing:
             shutil.rmtree(p, ignore_errors=True)
     return None
@@ -335,9 +335,13 @@ def train(
     (a model may already carry the adapter ``default``, e.g. to continue training it)."""
     from transformers import set_seed
 
-    set_seed(config.seed)
     if (model is None) != (tokenizer is None):
         raise TrainingError("pass both model and tokenizer, or neither")
+    # everything that can fail fast does so before the model is loaded
+    resume_from = _prepare_output(config)
+    records = load_records(config.data, limit=config.limit)
+    train_ds, val_ds = split_records(records, config.val_set_size, seed=config.seed)
+    get_template(config.template)
     if model is None:
         from .models import load_model
 
@@ -348,7 +352,6 @@ def train(
     from .models import ensure_pad_token
 
     ensure_pad_token(tokenizer)
-    resume_from = _prepare_output(config)
 
     names = [a.name for a in list_adapters(model)]
     if names and names != ["default"]:
@@ -358,18 +361,22 @@ def train(
     if not names:
         import llm_adapters as la
 
+        set_seed(config.seed)  # the adapter's initialisation depends on the seed only
         la.attach(model, {"type": config.adapter, **config.adapter_options}, name="default")
     use_cache = getattr(model.config, "use_cache", None)
     model.config.use_cache = False
 
-    records = load_records(config.data, limit=config.limit)
-    train_ds, val_ds = split_records(records, config.val_set_size, seed=config.seed)
     template = get_template(config.template)
     if template.needs_tokenizer:
         template = template.bind(tokenizer)
     tok_kwargs = dict(cutoff_len=config.cutoff_len, train_on_inputs=config.train_on_inputs, add_eos=config.add_eos)
     train_tok = tokenize_dataset(train_ds, tokenizer, template, **tok_kwargs)
     val_tok = tokenize_dataset(val_ds, tokenizer, template, **tok_kwargs) if val_ds is not None else None
+    if len(train_tok) == 0:
+        raise TrainingError(
+            f"no training examples: {config.data} has {len(train_ds)} training record(s) and none has a response "
+            f"token within cutoff_len={config.cutoff_len}"
+        )
 
     dtype = next(p.dtype for p in model.parameters())
     args = training_arguments(config, has_eval=val_tok is not None, dtype=dtype)

@@ -25,7 +25,7 @@ def _settings(**kw) -> DemoSettings:
         adapter={"type": "probe", "rank": 2},
         batch_size=4,
         micro_batch_size=2,
-        cutoff_len=64,
+        cutoff_len=320,  # one token per character
         max_new_tokens=3,
         eval_batch_size=4,
         progress=False,
@@ -49,5 +49,7 @@ def test_demo_writes_summary_consistent_with_its_generations(tmp_path: Path) -> 
     assert saved["train_problems"] == 16 and saved["train_steps"] == 4  # 16 problems / batch 4, one epoch
     assert len(json.loads((out / "data" / "train.json").read_text())) == 16
     assert (out / "adapter" / "adapter_model.safetensors").is_file() and (out / "adapter" / "loss.png").is_file()
+    assert (out / "loss.png").read_bytes() == (out / "adapter" / "loss.png").read_bytes()
+    assert saved["paths"]["loss_plot"] == str(out / "loss.png")
     table = lines[-1]
     assert "before (zero-shot)" in table and "after" in table and str(out / "summary.json") in table

@@ -210,3 +210,8 @@ def test_gradient_checkpointing_trains_the_same_adapter(tmp_path, data_file, tok
         ends.append(adapter_tensors(model, "default"))
     for k in ends[0]:
         torch.testing.assert_close(ends[1][k], ends[0][k], atol=1e-6, rtol=1e-5)
+
+
+def test_no_trainable_example_is_a_clear_error(tmp_path, data_file, tokenizer) -> None:
+    with pytest.raises(TrainingError, match=r"no training examples: .*data\.json has 48 training record\(s\) and none"):
+        train(_config(data_file, tmp_path / "out", cutoff_len=16), model=_fresh(), tokenizer=tokenizer)

@@ -18,7 +18,7 @@ from ..errors import LLMAdaptersError
 @click.option("--model", default="smollm2-135m", show_default=True, help="Base model (default: the embedded one).")
 @click.option("--train", "n_train", default=400, show_default=True, type=click.IntRange(8), help="Training problems.")
 @click.option(
-    "--heldout", "n_heldout", default=120, show_default=True, type=click.IntRange(1), help="Held-out problems."
+    "--heldout", "n_heldout", default=100, show_default=True, type=click.IntRange(1), help="Held-out problems."
 )
 @click.option(
     "--epochs", default=1.0, show_default=True, type=click.FloatRange(min=0, min_open=True), help="Training epochs."
