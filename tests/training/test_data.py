@@ -189,3 +189,10 @@ def test_collator_pads_on_the_right_with_the_pad_token() -> None:
     assert batch["input_ids"].tolist() == [[1, 2, 3, 7, 7, 7, 7, 7], [4, 5, 6, 8, 9, 7, 7, 7]]
     assert batch["attention_mask"].tolist() == [[1, 1, 1, 0, 0, 0, 0, 0], [1, 1, 1, 1, 1, 0, 0, 0]]
     assert batch["labels"].tolist() == [[-100, 2, 3] + [-100] * 5, [4, 5, 6, 8, 9, -100, -100, -100]]
+
+
+def test_hub_dataset_without_a_hub_is_a_clear_error(monkeypatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    with pytest.raises(DataError, match=r"could not load hub dataset 'nobody/no-such-dataset' \(split 'train'\)"):
+        load_records("nobody/no-such-dataset")
