@@ -217,6 +217,19 @@ def load_adapter(
     return model
 
 
+def load_adapter_weights(model: nn.Module, path: str | os.PathLike[str], name: str = "default") -> None:
+    """Copy the tensors of the adapter directory ``path`` into the already attached adapter ``name`` (e.g. a
+    training checkpoint into the adapter being trained), checking keys and shapes."""
+    weights = Path(path) / WEIGHTS_NAME
+    if not weights.is_file():
+        raise AdapterFileError(f"{path}: {WEIGHTS_NAME} is missing; not an adapter directory or checkpoint")
+    try:
+        tensors = load_file(str(weights), device="cpu")
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise AdapterFileError(f"{weights}: not a readable safetensors file: {exc}") from None
+    _copy_in(model, name, tensors, weights)
+
+
 def _major(version: str) -> int:
     try:
         return int(str(version).split(".")[0])

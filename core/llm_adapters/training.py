@@ -35,7 +35,7 @@ from torch import nn
 from .data import RightPaddingCollator, load_records, split_records, tokenize_dataset
 from .engine import _state, adapter_tensors, list_adapters, trainable_parameters
 from .errors import LLMAdaptersError
-from .files import CONFIG_NAME, WEIGHTS_NAME, _copy_in, save_adapter
+from .files import CONFIG_NAME, WEIGHTS_NAME, load_adapter_weights, save_adapter
 from .prompts import get_template
 from .run_config import TrainConfig
 
@@ -92,17 +92,6 @@ def latest_checkpoint(output_dir: str | Path) -> Path | None:
     """The complete checkpoint with the highest step, or None."""
     found = checkpoints(output_dir)
     return found[-1] if found else None
-
-
-def load_adapter_weights(model: nn.Module, path: str | Path, name: str = "default") -> None:
-    """Copy the tensors of the adapter directory ``path`` into the already attached adapter ``name``,
-    checking keys and shapes."""
-    from safetensors.torch import load_file
-
-    weights = Path(path) / WEIGHTS_NAME
-    if not weights.is_file():
-        raise TrainingError(f"{path}: {WEIGHTS_NAME} is missing; not an adapter checkpoint")
-    _copy_in(model, name, load_file(str(weights), device="cpu"), weights)
 
 
 def adapter_state_dict_keys(model: nn.Module, name: str = "default") -> dict[str, str]:
