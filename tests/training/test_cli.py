@@ -54,6 +54,9 @@ def _cli(*args: str, **kw) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # a shell that runs the suite in the background starts it with SIGINT ignored, and children inherit
+        # that; give the training process the default Ctrl-C behaviour a terminal user has
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         **kw,
     )
     _STARTED.append(proc)
