@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from llm_adapters.testing import use_plugins
 from llm_adapters_tasks import commonsense_tasks, math_tasks
 from tests.core import probe_plugin
+from tests.shared_data import REPO, SHARED_DATA, shared_or_skip  # noqa: F401  (re-exported for the tests)
 
-REPO = Path(__file__).resolve().parents[2]
-SHARED_DATA = REPO / ".." / "shared" / "data" / "llm-adapters"
 ASSETS = REPO / "tests" / "assets" / "tasks"
 
 

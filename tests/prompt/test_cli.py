@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-DATA = REPO.parent / "shared" / "data" / "llm-adapters"
+from tests.shared_data import SHARED_DATA
+
+DATA = SHARED_DATA
 CLI = shutil.which("llm-adapters", path=str(Path(sys.executable).parent)) or "llm-adapters"
 TYPES = ("prefix", "prompt", "ptuning")
 

@@ -16,10 +16,9 @@ from llm_adapters.data import (
     tokenize_record,
 )
 from llm_adapters.prompts import get_template
+from tests.shared_data import shared_or_skip
 
 from .helpers import char_tokenizer
-
-SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "llm-adapters"
 
 RECS = [
     {"instruction": "Add 2 and 3.", "input": "", "output": "5", "answer": "5"},
@@ -41,7 +40,7 @@ def test_json_and_jsonl_give_the_same_records(tmp_path: Path) -> None:
 
 
 def test_reference_training_file_loads() -> None:
-    path = SHARED / "ft-training_set" / "math_data.json"
+    path = shared_or_skip() / "ft-training_set" / "math_data.json"
     ds = load_records(path)
     assert len(ds) == 3260
     assert ds[0]["output"].startswith("\nA:")
