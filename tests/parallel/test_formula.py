@@ -12,8 +12,7 @@ import torch.nn.functional as F
 import llm_adapters as la
 from llm_adapters.engine import adapter_parameters
 from llm_adapters.errors import AdapterStateError
-
-from .tiny import gpt2, ids, llama
+from tests.tiny_models import gpt2, ids, llama
 
 
 def weights(model: torch.nn.Module, path: str, slot: str = "parallel") -> dict[str, torch.Tensor]:

@@ -8,8 +8,7 @@ import llm_adapters as la
 from llm_adapters.engine import adapter_parameters
 from llm_adapters.errors import TargetError
 from llm_adapters_parallel import PRESETS
-
-from .tiny import gpt2, llama
+from tests.tiny_models import gpt2, llama
 
 
 def sites(model) -> set[tuple[str, ...]]:  # type: ignore[no-untyped-def]

@@ -11,8 +11,7 @@ import torch.nn.functional as F
 
 import llm_adapters as la
 from llm_adapters.engine import adapter_parameters
-
-from .tiny import gpt2, ids, llama
+from tests.tiny_models import gpt2, ids, llama
 
 
 def weights(model: torch.nn.Module, path: str, slot: str, name: str = "default") -> dict[str, torch.Tensor]:

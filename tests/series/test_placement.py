@@ -9,8 +9,7 @@ from llm_adapters.engine import adapter_parameters
 from llm_adapters.errors import AdapterStateError, ConfigError, FamilyError, TargetError
 from llm_adapters.testing import use_plugins
 from llm_adapters_series import plugin as series_plugin
-
-from .tiny import gpt2, llama
+from tests.tiny_models import gpt2, llama
 
 
 def sites(model, name: str = "default") -> set[tuple[str, ...]]:  # type: ignore[no-untyped-def]

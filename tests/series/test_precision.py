@@ -10,8 +10,7 @@ import llm_adapters as la
 from llm_adapters.engine import adapter_parameters
 from llm_adapters.wrapper import AdaptedModule
 from llm_adapters_series import SeriesConfig, SeriesLayer
-
-from .tiny import ids, llama
+from tests.tiny_models import ids, llama
 
 CONFIG = {"type": "series", "bottleneck_size": 8, "scaling": "learned"}  # AdapterH: pre and post layers
 

@@ -1,4 +1,5 @@
-"""Tiny seeded LLaMA and GPT-2 models built straight from transformers configs."""
+"""Tiny seeded LLaMA and GPT-2 models built straight from transformers configs (no model family needed),
+shared by the adapter packages' formula tests."""
 
 from __future__ import annotations
 
