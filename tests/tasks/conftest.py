@@ -16,4 +16,3 @@ ASSETS = REPO / "tests" / "assets" / "tasks"
 def task_plugins():
     with use_plugins(math_tasks, commonsense_tasks) as pm:
         yield pm
-
