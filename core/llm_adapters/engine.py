@@ -255,13 +255,22 @@ def _active_model_level(model: nn.Module) -> list[ModelAdapter]:
     return [container[name] for name in state.active if name in container]
 
 
+@functools.lru_cache(maxsize=64)
+def _positional_names(forward: Any) -> tuple[str, ...]:
+    """Names of the positional parameters of ``forward`` (a plain function: its first, ``self``, dropped
+    when ``bound``). Cached per function, since the hook runs on every forward of the model."""
+    return tuple(
+        p.name
+        for p in inspect.signature(forward).parameters.values()
+        if p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    )
+
+
 def _bind_positional(model: nn.Module, args: tuple, kwargs: dict) -> dict:
     """``kwargs`` plus ``args`` bound to the names of the model's forward parameters."""
-    params = [
-        p.name
-        for p in inspect.signature(model.forward).parameters.values()
-        if p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    ]
+    forward = model.forward
+    func = getattr(forward, "__func__", None)  # keyed on the function, so the cache holds no model alive
+    params = _positional_names(func)[1:] if func is not None else _positional_names(forward)
     if len(args) > len(params):
         raise TypeError(f"{type(model).__name__}.forward takes {len(params)} positional arguments, got {len(args)}")
     bound = dict(zip(params[: len(args)], args, strict=True))
