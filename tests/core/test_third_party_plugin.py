@@ -95,34 +95,28 @@ print(json.dumps({"losses": losses, "trainable": la.trainable_parameters(model)[
 """
 
 
+def install_scratch(src: Path, site: Path) -> dict[str, str]:
+    """Install the distribution at ``src`` into the scratch directory ``site`` (no index, no dependencies) and
+    return an environment in which it is importable, with no LLM_ADAPTERS_* switch set."""
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--no-index",
+         "--target", str(site), str(src)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LLM_ADAPTERS_")}
+    env["PYTHONPATH"] = str(site)
+    return env
+
+
 @pytest.mark.slow
 def test_third_party_plugin_in_a_scratch_environment(tmp_path: Path) -> None:
     src = tmp_path / "src" / "llm-adapters-channelscale"
     (src / "src" / "llm_adapters_channelscale").mkdir(parents=True)
     (src / "pyproject.toml").write_text(PYPROJECT)
     (src / "src" / "llm_adapters_channelscale" / "__init__.py").write_text(textwrap.dedent(PLUGIN))
-    site = tmp_path / "site"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--no-deps",
-            "--no-build-isolation",
-            "--no-index",
-            "--target",
-            str(site),
-            str(src),
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LLM_ADAPTERS_")}
-    env["PYTHONPATH"] = str(site)
+    env = install_scratch(src, tmp_path / "site")
     cli = shutil.which("llm-adapters", path=str(Path(sys.executable).parent))
     assert cli is not None
     rows = json.loads(
@@ -166,27 +160,7 @@ def test_a_broken_plugin_is_listed_and_the_cli_still_works(tmp_path: Path) -> No
         )
     )
     (src / "src" / "llm_adapters_broken" / "__init__.py").write_text("import a_module_that_does_not_exist\n")
-    site = tmp_path / "site"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--no-deps",
-            "--no-build-isolation",
-            "--no-index",
-            "--target",
-            str(site),
-            str(src),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LLM_ADAPTERS_")}
-    env["PYTHONPATH"] = str(site)
+    env = install_scratch(src, tmp_path / "site")
     cli = shutil.which("llm-adapters", path=str(Path(sys.executable).parent))
     res = subprocess.run([cli, "plugins", "--json"], env=env, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0
