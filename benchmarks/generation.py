@@ -1,6 +1,6 @@
 """Generation throughput: the same problems one at a time and in one left-padded batch.
 
-The evaluation protocol of the reference generated one example at a time; ``llm_adapters.generation``
+The evaluation protocol of the reference generated one example at a time; ``llm_adapters_eval.generation``
 generates in left-padded batches with attention masks and the KV cache. This script measures the difference
 on the same prompts: by default 16 GSM8K problems in the training template, greedy decoding, exactly 64 new
 tokens each (EOS stopping off, so both ways do the same work), on the embedded SmolLM2-135M in float32.
@@ -30,8 +30,9 @@ from typing import Any
 
 import torch
 
-from llm_adapters.generation import GenerationSettings, generate
-from llm_adapters.prompts import DEFAULT_TEMPLATE, get_template
+from llm_adapters.template import get_template
+from llm_adapters_eval.generation import GenerationSettings, generate
+from llm_adapters_templates import DEFAULT_TEMPLATE
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "llm-adapters" / "dataset" / "gsm8k"
 FALLBACK = [

@@ -1,77 +1,89 @@
 """llm-adapters: parameter-efficient fine-tuning of large language models with adapters.
 
-The core defines the plugin boundary (:mod:`llm_adapters.hookspecs`), discovers plugins through entry
+The kernel defines the plugin boundary (:mod:`llm_adapters.hookspecs`), discovers plugins through entry
 points, and owns everything adapters share: placing them, switching, merging, saving and loading. Adapter
-types, model families and tasks all come from plugins.
+types, model families, tasks, prompt templates, model sources and most CLI commands all come from plugins.
+
+Importing the package is cheap: the names below are loaded on first use (PEP 562), so ``import
+llm_adapters`` imports neither torch nor transformers, and a plugin's ``from llm_adapters import hookimpl``
+costs only pluggy.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from .lazy import lazy_exports
+
 __version__ = "0.1.0"
 
-from .adapter import AdapterConfig, AdapterLayer, AdapterType, ModelAdapter, Placement, Site  # noqa: E402
-from .engine import (  # noqa: E402
-    AdapterInfo,
-    attach,
-    detach,
-    list_adapters,
-    merge,
-    set_active,
-    trainable_parameters,
-    unmerge,
-)
-from .family import AttentionDims, FusedProjection, ModelFamily  # noqa: E402
-from .files import load_adapter, save_adapter  # noqa: E402
-from .hookspecs import hookimpl  # noqa: E402
-from .plugins import get_plugin_manager  # noqa: E402
-from .registry import (  # noqa: E402
-    adapter_types,
-    get_adapter_type,
-    get_registry,
-    get_task,
-    model_families,
-    require_family,
-    tasks,
-)
+#: public name -> the module that defines it
+_EXPORTS: dict[str, str] = {
+    "AdapterConfig": ".adapter",
+    "AdapterLayer": ".adapter",
+    "AdapterType": ".adapter",
+    "ModelAdapter": ".adapter",
+    "Placement": ".adapter",
+    "Site": ".adapter",
+    "AttentionDims": ".family",
+    "FusedProjection": ".family",
+    "ModelFamily": ".family",
+    "ModelSource": ".source",
+    "Task": ".task",
+    "Template": ".template",
+    "AdapterInfo": ".engine",
+    "attach": ".engine",
+    "detach": ".engine",
+    "list_adapters": ".engine",
+    "merge": ".engine",
+    "set_active": ".engine",
+    "trainable_parameters": ".engine",
+    "unmerge": ".engine",
+    "load_adapter": ".files",
+    "save_adapter": ".files",
+    "load_model": ".models",
+    "hookimpl": ".hookspecs",
+    "get_plugin_manager": ".plugins",
+    "adapter_types": ".registry",
+    "get_adapter_type": ".registry",
+    "get_registry": ".registry",
+    "get_task": ".registry",
+    "model_families": ".registry",
+    "require_family": ".registry",
+    "tasks": ".registry",
+    "get_template": ".template",
+}
+
+__all__ = ["__version__", *sorted(_EXPORTS)]
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 
-def load_model(name_or_path: str = "smollm2-135m", **options):  # type: ignore[no-untyped-def]
-    """Load a causal LM and its tokenizer: an HF hub id, a local directory, a GGUF file, or the embedded
-    default ``smollm2-135m``. See :func:`llm_adapters.models.load_model`."""
-    from .models import load_model as _load
-
-    return _load(name_or_path, **options)
-
-
-__all__ = [
-    "AdapterConfig",
-    "AdapterInfo",
-    "AdapterLayer",
-    "AdapterType",
-    "AttentionDims",
-    "FusedProjection",
-    "ModelAdapter",
-    "ModelFamily",
-    "Placement",
-    "Site",
-    "__version__",
-    "adapter_types",
-    "attach",
-    "detach",
-    "get_adapter_type",
-    "get_plugin_manager",
-    "get_registry",
-    "get_task",
-    "hookimpl",
-    "list_adapters",
-    "load_adapter",
-    "load_model",
-    "merge",
-    "model_families",
-    "require_family",
-    "save_adapter",
-    "set_active",
-    "tasks",
-    "trainable_parameters",
-    "unmerge",
-]
+if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
+    from .adapter import AdapterConfig, AdapterLayer, AdapterType, ModelAdapter, Placement, Site
+    from .engine import (
+        AdapterInfo,
+        attach,
+        detach,
+        list_adapters,
+        merge,
+        set_active,
+        trainable_parameters,
+        unmerge,
+    )
+    from .family import AttentionDims, FusedProjection, ModelFamily
+    from .files import load_adapter, save_adapter
+    from .hookspecs import hookimpl
+    from .models import load_model
+    from .plugins import get_plugin_manager
+    from .registry import (
+        adapter_types,
+        get_adapter_type,
+        get_registry,
+        get_task,
+        model_families,
+        require_family,
+        tasks,
+    )
+    from .source import ModelSource
+    from .task import Task
+    from .template import Template, get_template

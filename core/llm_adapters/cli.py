@@ -1,56 +1,112 @@
-"""The ``llm-adapters`` command line. Built-in commands live in :mod:`llm_adapters.commands`; plugins add
-more through the ``register_commands`` hook."""
+"""The ``llm-adapters`` command line: a shell whose only built-in command is ``plugins``; every other
+command comes from a plugin through the ``register_commands`` hook, exactly as a third party adds one.
+
+The group is built anew by every call of :func:`build_cli`, from the plugins installed (and allowed) at
+that moment, so a command never outlives its plugin. Nothing heavy is imported here: ``llm-adapters
+--help`` loads the plugins' entry points and click, not torch.
+"""
 
 from __future__ import annotations
 
-import importlib
+import os
+import sys
 import warnings
 
 import click
 
 from . import __version__
-from .errors import LLMAdaptersError
+from .errors import LLMAdaptersError, PluginError
 
-#: built-in command modules; each defines a click command named ``command``
-BUILTIN_COMMANDS = (
-    "llm_adapters.commands.plugins",
-    "llm_adapters.commands.train",
-    "llm_adapters.commands.demo",
-    "llm_adapters.commands.export",
-    "llm_adapters.commands.evaluate",
-    "llm_adapters.commands.generate",
-)
+ENV_DEBUG = "LLM_ADAPTERS_DEBUG"
+HELP = """Parameter-efficient fine-tuning of LLMs with adapters (series, parallel, LoRA, prefix, ...).
 
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="llm-adapters")
-def cli() -> None:
-    """Parameter-efficient fine-tuning of LLMs with adapters (series, parallel, LoRA, prefix, ...).
-
-    Adapter types, model families and tasks come from plugins: `llm-adapters plugins` lists them.
-    """
+Adapter types, model families, tasks and most commands come from plugins: `llm-adapters plugins` lists them.
+"""
 
 
 def build_cli() -> click.Group:
-    for mod in BUILTIN_COMMANDS:
-        cli.add_command(importlib.import_module(mod).command)
+    """A new root group: the built-in ``plugins`` command plus every working plugin's commands."""
+    from .listing import command as plugins_command
     from .plugins import get_plugin_manager
 
+    group = click.Group(
+        "llm-adapters",
+        help=HELP,
+        context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 120},
+        params=[
+            click.Option(
+                ["--version"],
+                is_flag=True,
+                expose_value=False,
+                is_eager=True,
+                callback=_print_version,
+                help="Show the version and exit.",
+            )
+        ],
+    )
+    group.add_command(plugins_command)
     pm = get_plugin_manager()
-    for name, record in list(pm.records.items()):
-        if record.error is not None or record.plugin is None:
-            continue
-        for impl in pm.hook.register_commands.get_hookimpls():
-            if impl.plugin is not record.plugin:
-                continue
-            try:
-                impl.function(*[cli for _ in impl.argnames])
-            except Exception as exc:
-                pm.fail_plugin(name, f"{type(exc).__name__} in register_commands: {exc}")
-    return cli
+    owners = {"plugins": "llm-adapters-core"}
+
+    def kwargs_for(plugin: str) -> dict[str, object]:
+        return {"cli": _Recording(group, plugin, owners, pm.records[plugin].commands)}
+
+    pm.call_each("register_commands", kwargs_for)
+    # a plugin that failed part-way takes its commands with it
+    for name, owner in list(owners.items()):
+        record = pm.records.get(owner)
+        if record is not None and record.error is not None:
+            group.commands.pop(name, None)
+    return group
 
 
-def main() -> None:
+class _Recording:
+    """What a plugin's ``register_commands`` receives: the root group, recording which plugin added which
+    command and refusing a name already taken."""
+
+    def __init__(self, group: click.Group, plugin: str, owners: dict[str, str], into: list[str]) -> None:
+        self._group, self._plugin, self._owners, self._into = group, plugin, owners, into
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        name = name or cmd.name
+        assert name is not None
+        if name in self._owners:
+            raise PluginError(f"command {name!r} is already provided by {self._owners[name]!r}")
+        self._owners[name] = self._plugin
+        self._into.append(name)
+        self._group.add_command(cmd, name)
+
+    def command(self, *args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+        def decorator(f):  # type: ignore[no-untyped-def]
+            cmd = click.command(*args, **kwargs)(f)  # type: ignore[arg-type]
+            self.add_command(cmd)
+            return cmd
+
+        return decorator
+
+    def group(self, *args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+        def decorator(f):  # type: ignore[no-untyped-def]
+            grp = click.group(*args, **kwargs)(f)  # type: ignore[arg-type]
+            self.add_command(grp)
+            return grp
+
+        return decorator
+
+    def __getattr__(self, name: str) -> object:  # anything else a click.Group offers
+        return getattr(self._group, name)
+
+
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        click.echo(f"llm-adapters, version {__version__}")
+        ctx.exit()
+
+
+def _debug() -> bool:
+    return os.environ.get(ENV_DEBUG, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def main(argv: list[str] | None = None) -> None:
     warnings.filterwarnings("default", module="llm_adapters")
     try:
         group = build_cli()
@@ -58,7 +114,7 @@ def main() -> None:
         click.echo(f"Error: {exc}", err=True)
         raise SystemExit(1) from None
     try:
-        group(prog_name="llm-adapters", standalone_mode=False)
+        group.main(args=argv, prog_name="llm-adapters", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         raise SystemExit(130) from None
@@ -66,5 +122,13 @@ def main() -> None:
         exc.show()
         raise SystemExit(exc.exit_code) from None
     except LLMAdaptersError as exc:
+        if _debug():
+            raise
         click.echo(f"Error: {exc}", err=True)
         raise SystemExit(1) from None
+    except click.exceptions.Exit as exc:
+        raise SystemExit(exc.exit_code) from None
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main(sys.argv[1:])

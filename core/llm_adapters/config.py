@@ -4,29 +4,63 @@ from __future__ import annotations
 
 import json
 import warnings
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from .adapter import AdapterConfig
 from .errors import ConfigError
-from .registry import get_adapter_type
+
+if TYPE_CHECKING:
+    from .adapter import AdapterConfig
 
 
-def format_validation_error(adapter: str, exc: ValidationError) -> str:
-    """``adapter 'lora': r must be >= 1 ...`` style text for every problem pydantic found."""
+def format_validation_error(exc: ValidationError, where: str) -> str:
+    """One line naming every problem pydantic found, prefixed by ``where`` (``adapter 'lora'``, a file name):
+    ``train.yaml: batch_size: input should be greater than or equal to 1, got 0; unknown field 'lr'``."""
     parts = []
     for err in exc.errors():
-        loc = ".".join(str(x) for x in err["loc"]) or "config"
-        msg = err["msg"]
+        loc = ".".join(str(x) for x in err["loc"])
         if err["type"] == "extra_forbidden":
             parts.append(f"unknown field {loc!r}")
             continue
-        given = err.get("input")
+        if err["type"] == "missing":
+            parts.append(f"{loc}: required but not given")
+            continue
+        msg = err["msg"].removeprefix("Value error, ")
         text = msg[0].lower() + msg[1:]
+        if not loc:  # a check across fields: its message says it all
+            parts.append(text)
+            continue
+        given = err.get("input")
         # some pydantic messages already describe the input ("got a number with a fractional part")
         parts.append(f"{loc}: {text} ({given!r})" if "got " in text else f"{loc}: {text}, got {given!r}")
-    return f"adapter {adapter!r}: " + "; ".join(parts)
+    return f"{where}: " + "; ".join(parts)
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """The mapping in a YAML (``.yaml`` / ``.yml``) or JSON file."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file {str(p)!r} does not exist")
+    text = p.read_text(encoding="utf-8")
+    if p.suffix.lower() in (".yaml", ".yml"):
+        import yaml
+
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{p}: not valid YAML: {exc}") from None
+    else:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{p}: not valid JSON (line {exc.lineno}): {exc.msg}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p}: expected a mapping of config fields, got {type(data).__name__}")
+    return data
 
 
 def parse_config(config: AdapterConfig | dict[str, Any], *, lenient: bool = False) -> AdapterConfig:
@@ -35,12 +69,16 @@ def parse_config(config: AdapterConfig | dict[str, Any], *, lenient: bool = Fals
     ``lenient=True`` (used when loading files written by a newer plugin) drops unknown keys with a
     warning instead of failing.
     """
+    from .adapter import AdapterConfig
+
     if isinstance(config, AdapterConfig):
         return config
     if not isinstance(config, dict):
         raise ConfigError(f"an adapter config must be a dict with a 'type' key, got {type(config).__name__}")
     if "type" not in config:
         raise ConfigError("the adapter config has no 'type' key (e.g. {'type': 'lora', ...})")
+    from .registry import get_adapter_type
+
     name = config["type"]
     cls = get_adapter_type(name).config_class
     data = dict(config)
@@ -57,7 +95,7 @@ def parse_config(config: AdapterConfig | dict[str, Any], *, lenient: bool = Fals
     try:
         return cls.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(name, exc)) from None
+        raise ConfigError(format_validation_error(exc, f"adapter {name!r}")) from None
 
 
 def parse_option(text: str) -> tuple[str, Any]:

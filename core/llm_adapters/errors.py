@@ -33,3 +33,7 @@ class AdapterFileError(LLMAdaptersError, ValueError):
 
 class AdapterStateError(LLMAdaptersError, ValueError):
     """An operation names an adapter that is not attached, or clashes with the model's adapter state."""
+
+
+class ModelLoadError(LLMAdaptersError):
+    """A model could not be found or loaded."""

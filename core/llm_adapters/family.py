@@ -24,10 +24,11 @@ GPT-NeoX).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import torch
-from torch import nn
+if TYPE_CHECKING:  # torch is imported where it is used, so that a family plugin loads without it
+    import torch
+    from torch import nn
 
 ROLES: tuple[str, ...] = (
     "attn.q",
@@ -78,6 +79,8 @@ class FusedProjection:
 
     def part_indices(self, part: str, dims: AttentionDims) -> torch.Tensor:
         """Output-feature indices (sorted, 1-D long) of ``part`` (``q``, ``k`` or ``v``)."""
+        import torch
+
         if part not in QKV_PARTS:
             raise ValueError(f"unknown fused part {part!r}; expected one of {', '.join(QKV_PARTS)}")
         d, heads, kv = dims.head_dim, dims.num_attention_heads, dims.num_key_value_heads

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -24,11 +23,13 @@ from torch import nn
 
 from . import __version__
 from .config import parse_config
-from .engine import _state, adapter_tensors, attach, detach, has_adapters
+from .engine import adapter_tensors, attach, detach, has_adapters
+from .engine.state import _state
+from .engine.targets import MODEL_LEVEL_ATTR
+from .engine.wrapper import AdaptedModule
 from .errors import AdapterFileError, ConfigError
+from .fileio import atomic_write, write_json
 from .registry import adapter_provider, get_registry
-from .targets import MODEL_LEVEL_ATTR
-from .wrapper import AdaptedModule
 
 FORMAT_VERSION = 1
 CONFIG_NAME = "adapter_config.json"
@@ -75,18 +76,6 @@ def _base_info(model: nn.Module) -> dict[str, Any]:
 
 
 # ---- writing ------------------------------------------------------------------------------------
-def _atomic_write(path: Path, write: Any) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def _only_name(model: nn.Module, name: str | None, what: str) -> str:
     state = _state(model)
     if name is not None:
@@ -119,8 +108,8 @@ def save_adapter(model: nn.Module, path: str | os.PathLike[str], name: str | Non
         "base_model": _base_info(model),
         "targets": [{"module": s.module_path, "kind": s.kind, "part": s.part, "role": s.role} for s in rec.sites],
     }
-    _atomic_write(out / WEIGHTS_NAME, lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))
-    _atomic_write(out / CONFIG_NAME, lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2) + "\n"))
+    atomic_write(out / WEIGHTS_NAME, lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))
+    write_json(out / CONFIG_NAME, meta)
     return out
 
 

@@ -17,6 +17,7 @@ import importlib.metadata as md
 import os
 import re
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +43,9 @@ class PluginRecord:
     adapters: list[str] = field(default_factory=list)
     model_families: list[str] = field(default_factory=list)
     tasks: list[str] = field(default_factory=list)
+    templates: list[str] = field(default_factory=list)
+    model_sources: list[str] = field(default_factory=list)
+    commands: list[str] = field(default_factory=list)
     error: str | None = None
     plugin: Any = field(default=None, repr=False, compare=False)
 
@@ -54,6 +58,9 @@ class PluginRecord:
             "adapters": self.adapters,
             "model_families": self.model_families,
             "tasks": self.tasks,
+            "templates": self.templates,
+            "model_sources": self.model_sources,
+            "commands": self.commands,
             "error": self.error,
         }
 
@@ -65,6 +72,8 @@ class PluginManager(pluggy.PluginManager):
         super().__init__(hookspecs.PROJECT)
         self.add_hookspecs(hookspecs)
         self.records: dict[str, PluginRecord] = {}
+        #: the registry built from this manager's plugins (see :func:`llm_adapters.registry.get_registry`)
+        self.registry: Any = None
 
     def add_plugin(
         self,
@@ -112,6 +121,30 @@ class PluginManager(pluggy.PluginManager):
         if record.plugin is not None and self.is_registered(record.plugin):
             self.unregister(record.plugin)
         self._fail(record, error)
+
+    def call_each(self, hook_name: str, kwargs_for: Callable[[str], dict[str, Any]]) -> None:
+        """Call hook ``hook_name`` one working plugin at a time, through pluggy (so each plugin's hook wrappers
+        apply), with the keyword arguments ``kwargs_for(plugin name)``: ``tryfirst`` implementations first,
+        then the plugins in the order they were loaded (entry points sorted by distribution and name), then
+        ``trylast`` ones; what is registered first keeps a contested name. A plugin whose call raises is
+        marked failed (raised in strict mode) and the others go on."""
+        caller = getattr(self.hook, hook_name)
+        names = {id(r.plugin): name for name, r in self.records.items() if r.plugin is not None}
+        loaded = {name: i for i, name in enumerate(self.records)}
+
+        def rank(impl: Any) -> tuple[int, int]:  # tryfirst, then plugins in load order, then trylast
+            return (0 if impl.tryfirst else 2 if impl.trylast else 1, loaded.get(names.get(id(impl.plugin), ""), 0))
+
+        order = list(dict.fromkeys(impl.plugin for impl in sorted(caller.get_hookimpls(), key=rank)))
+        for plugin in order:
+            name = names.get(id(plugin))
+            if name is None or self.records[name].error is not None:
+                continue
+            others = [p for p in order if p is not plugin]
+            try:
+                self.subset_hook_caller(hook_name, remove_plugins=others)(**kwargs_for(name))
+            except Exception as exc:
+                self.fail_plugin(name, f"{type(exc).__name__} in {hook_name}: {exc}")
 
 
 def strict() -> bool:
@@ -169,9 +202,7 @@ def get_plugin_manager(*, refresh: bool = False) -> PluginManager:
 
 
 def set_plugin_manager(pm: PluginManager | None) -> None:
-    """Install ``pm`` as the process-wide manager (tests use this for inline plugins); resets the registry."""
+    """Install ``pm`` as the process-wide manager (tests use this for inline plugins). The registry belongs to
+    the manager, so a new manager means a new registry."""
     global _manager
     _manager = pm
-    from . import registry
-
-    registry.reset()

@@ -37,7 +37,7 @@ def test_empty_allow_list_loads_nothing() -> None:
     result = run_cli("plugins", "--json", LLM_ADAPTERS_PLUGINS="")
     assert result.returncode == 0 and json.loads(result.stdout) == []
     text = run_cli("plugins", LLM_ADAPTERS_PLUGINS="")
-    assert text.stdout.startswith("No plugins installed.")
+    assert text.stdout.startswith("No plugins installed (or none allowed by LLM_ADAPTERS_PLUGINS).")
 
 
 @pytest.mark.skipif(not list(md.entry_points(group="llm_adapters")), reason="no plugin is installed")

@@ -8,9 +8,9 @@ from torch import nn
 
 import llm_adapters as la
 from llm_adapters.engine import adapter_parameters
+from llm_adapters.engine.wrapper import AdaptedModule
 from llm_adapters.errors import AdapterStateError, ConfigError, FamilyError, TargetError
 from llm_adapters.testing import tiny_model_from_config
-from llm_adapters.wrapper import AdaptedModule
 
 from .probe_plugin import TINY_GPT2, TINY_LLAMA
 
@@ -53,7 +53,7 @@ def test_targets_default_to_the_types_roles_and_base_is_frozen() -> None:
 def test_roles_suffixes_and_regex_resolve_to_the_same_modules(targets) -> None:  # type: ignore[no-untyped-def]
     model = llama()
     la.attach(model, {"type": "probe", "target_modules": targets})
-    assert [s.module_path for s in la.engine._state(model).records["default"].sites] == [
+    assert [s.module_path for s in la.engine.state._state(model).records["default"].sites] == [
         "model.layers.0.self_attn.q_proj",
         "model.layers.1.self_attn.q_proj",
     ]
@@ -235,10 +235,10 @@ def test_unknown_type_names_installed_types_and_provider() -> None:
     with pytest.raises(ConfigError) as exc:
         la.attach(llama(), {"type": "lora"})
     assert str(exc.value) == (
-        "unknown adapter type 'lora'; installed types: probe; it is provided by the package "
-        "'llm-adapters-lora': pip install llm-adapters-lora"
+        "unknown adapter type 'lora'; installed adapter types: probe. Adapter types come from plugin packages: "
+        "`llm-adapters plugins` lists what is installed"
     )
-    with pytest.raises(ConfigError, match="unknown adapter type 'zzz'; installed types: probe; adapter types come"):
+    with pytest.raises(ConfigError, match="unknown adapter type 'zzz'; installed adapter types: probe. Adapter types"):
         la.attach(llama(), {"type": "zzz"})
 
 

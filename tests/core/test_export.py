@@ -12,8 +12,8 @@ from transformers import AutoModelForCausalLM
 import llm_adapters as la
 from llm_adapters.engine import adapter_parameters
 from llm_adapters.errors import AdapterStateError
-from llm_adapters.export import export_merged
 from llm_adapters.testing import tiny_model_from_config, tiny_tokenizer
+from llm_adapters_train.export import export_merged
 
 from .probe_plugin import TINY_LLAMA
 
@@ -27,7 +27,7 @@ def base_dir(tmp_path: Path) -> Path:
 
 
 def test_export_command_merges_into_a_plain_checkpoint(base_dir: Path, tmp_path: Path) -> None:
-    from llm_adapters.commands.export import command
+    from llm_adapters_train.cli_export import command
 
     model = AutoModelForCausalLM.from_pretrained(base_dir)
     la.attach(model, {"type": "probe"})

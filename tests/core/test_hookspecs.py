@@ -15,7 +15,14 @@ TESTS_ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_there_are_hooks() -> None:
-    assert HOOKS == ["register_adapters", "register_commands", "register_model_families", "register_tasks"]
+    assert HOOKS == [
+        "register_adapters",
+        "register_commands",
+        "register_model_families",
+        "register_model_sources",
+        "register_tasks",
+        "register_templates",
+    ]
 
 
 @pytest.mark.parametrize("hook", HOOKS)

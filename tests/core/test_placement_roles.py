@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from llm_adapters import Placement
+from llm_adapters.engine.targets import resolve_targets
 from llm_adapters.errors import TargetError
-from llm_adapters.targets import resolve_targets
 from llm_adapters.testing import tiny_model_from_config
 
 from .probe_plugin import GPT2, LLAMA, TINY_GPT2, TINY_LLAMA

@@ -120,10 +120,10 @@ def test_register_failure_is_skipped_and_listed(fake_eps: list) -> None:
     fake_eps.append(FakeEntryPoint("bad", "bad-dist", _module("bad", register_adapters=register_adapters)))
     fake_eps.append(FakeEntryPoint("probe", "probe-dist", probe_plugin))
     pm = _build()
-    with pytest.warns(UserWarning, match="RuntimeError while registering: boom"):
+    with pytest.warns(UserWarning, match="RuntimeError in register_adapters: boom"):
         reg = registry.get_registry()
     assert "probe" in reg.adapters
-    assert pm.records["bad-dist"].error == "RuntimeError while registering: boom"
+    assert pm.records["bad-dist"].error == "RuntimeError in register_adapters: boom"
 
 
 def test_invalid_registration_is_reported(fake_eps: list) -> None:

@@ -134,8 +134,13 @@ def test_third_party_plugin_in_a_scratch_environment(tmp_path: Path) -> None:
             "adapters": ["channel-scale"],
             "model_families": [],
             "tasks": [],
+            "templates": [],
+            "model_sources": [],
+            "commands": [],
             "error": None,
             "model_types": {},
+            "descriptions": {"channel-scale": ""},
+            "models": {},
         }
     ]
     out = subprocess.run(

@@ -13,8 +13,8 @@ from click.testing import CliRunner
 import llm_adapters as la
 from llm_adapters.cli import build_cli
 from llm_adapters.engine import adapter_parameters
-from llm_adapters.generation import GenerationSettings, generate
-from llm_adapters.prompts import get_template
+from llm_adapters.template import get_template
+from llm_adapters_eval.generation import GenerationSettings, generate
 
 from .conftest import ASSETS
 from .helpers import char_tokenizer, save_tiny, tiny_llama

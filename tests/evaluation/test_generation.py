@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from llm_adapters.generation import Generated, GenerationSettings, generate, stream
+from llm_adapters_eval.generation import Generated, GenerationSettings, generate, stream
 
 from .helpers import char_tokenizer, tiny_llama
 

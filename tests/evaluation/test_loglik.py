@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from llm_adapters.loglik import OptionScore, choose, continuation_logprobs
+from llm_adapters_eval.loglik import OptionScore, choose, continuation_logprobs
 
 from .helpers import char_tokenizer, tiny_llama
 

@@ -11,10 +11,10 @@ import torch
 
 import llm_adapters as la
 from llm_adapters.engine import adapter_parameters
-from llm_adapters.eval_config import EvalConfig
-from llm_adapters.evaluation import run_evaluation
-from llm_adapters.generation import GenerationSettings, generate
-from llm_adapters.prompts import get_template
+from llm_adapters.template import get_template
+from llm_adapters_eval.config import EvalConfig
+from llm_adapters_eval.generation import GenerationSettings, generate
+from llm_adapters_eval.runner import run_evaluation
 
 from .conftest import ASSETS
 from .helpers import ScriptedLM, char_tokenizer, tiny_llama
@@ -144,7 +144,7 @@ def test_loglik_method_on_multiple_choice_only(tmp_path: Path) -> None:
         in (tmp_path / "results.md").read_text()
     )
     records = [_strict_json(x) for x in (tmp_path / "winogrande.jsonl").read_text().splitlines()]
-    from llm_adapters.loglik import continuation_logprobs
+    from llm_adapters_eval.loglik import continuation_logprobs
 
     template = get_template("alpaca")
     for rec, ex in zip(records, la.get_task("winogrande").load(ASSETS), strict=True):
@@ -210,7 +210,7 @@ def test_several_adapters_side_by_side_and_the_model_restored(tmp_path: Path) ->
 
 
 def test_missing_data_fails_before_the_model_loads(tmp_path: Path) -> None:
-    from llm_adapters.tasks import TaskDataError
+    from llm_adapters.task import TaskDataError
 
     config = EvalConfig(tasks=["hellaswag"], data_dir=str(tmp_path), output=str(tmp_path / "o"), model="/nonexistent")
     with pytest.raises(TaskDataError, match="data file not found"):
@@ -220,7 +220,7 @@ def test_missing_data_fails_before_the_model_loads(tmp_path: Path) -> None:
 
 def test_config_validation_messages() -> None:
     from llm_adapters.errors import ConfigError
-    from llm_adapters.eval_config import build_eval_config
+    from llm_adapters_eval.config import build_eval_config
 
     with pytest.raises(
         ConfigError, match=r"evaluate config: batch_size: input should be greater than or equal to 1, got 0"
@@ -233,7 +233,7 @@ def test_config_validation_messages() -> None:
 
 
 def test_config_file_and_flags(tmp_path: Path) -> None:
-    from llm_adapters.eval_config import build_eval_config
+    from llm_adapters_eval.config import build_eval_config
 
     path = tmp_path / "eval.yaml"
     path.write_text("tasks: [gsm8k]\noutput: out\nbatch_size: 4\nprotocol: reference\n")

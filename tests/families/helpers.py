@@ -9,8 +9,8 @@ from torch import nn
 from transformers.pytorch_utils import Conv1D
 
 from llm_adapters import Placement
+from llm_adapters.engine.targets import resolve_targets
 from llm_adapters.family import ROLES, ModelFamily
-from llm_adapters.targets import resolve_targets
 
 #: every family this plugin registers, and the model types each covers
 EXPECTED_FAMILIES: dict[str, tuple[str, ...]] = {

@@ -9,8 +9,8 @@ from __future__ import annotations
 from torch import nn
 
 from llm_adapters import Placement
+from llm_adapters.engine.targets import resolve_targets
 from llm_adapters.family import ModelFamily
-from llm_adapters.targets import resolve_targets
 
 #: column -> placements in roles; ``mlp.gate`` is used only where the family has a gate
 DEFAULT_PLACEMENTS: dict[str, tuple[tuple[str, str], ...]] = {

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from llm_adapters import Placement, model_families
-from llm_adapters.targets import resolve_targets
+from llm_adapters.engine.targets import resolve_targets
 from llm_adapters.testing import tiny_model
 
 from .helpers import EXPECTED_FAMILIES

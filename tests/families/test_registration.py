@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from llm_adapters import get_plugin_manager, get_registry, model_families
-from llm_adapters.commands.plugins import command as plugins_command
+from llm_adapters.listing import command as plugins_command
 from llm_adapters.testing import use_plugins
 
 from .helpers import EXPECTED_FAMILIES

@@ -8,7 +8,7 @@ import torch
 
 import llm_adapters as la
 from llm_adapters.engine import adapter_parameters
-from llm_adapters.wrapper import AdaptedModule
+from llm_adapters.engine.wrapper import AdaptedModule
 from llm_adapters_parallel import ParallelConfig, ParallelLayer
 from tests.tiny_models import ids, llama
 

@@ -15,7 +15,7 @@ from transformers import PreTrainedTokenizerFast
 
 from llm_adapters import attach, load_adapter, save_adapter, set_active
 from llm_adapters.engine import adapter_parameters
-from llm_adapters.targets import MODEL_LEVEL_ATTR
+from llm_adapters.engine.targets import MODEL_LEVEL_ATTR
 from llm_adapters.testing import tiny_model
 from llm_adapters_prompt import prompt_table, save_prompt_table
 from llm_adapters_prompt.text_init import tile

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from llm_adapters import get_task
-from llm_adapters.tasks import ENV_DATA, TaskDataError, resolve_data_dir
+from llm_adapters.task import TaskDataError
+from llm_adapters_tasks.layout import ENV_DATA, resolve_data_dir
 
 from .conftest import ASSETS, shared_or_skip
 

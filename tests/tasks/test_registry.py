@@ -6,7 +6,7 @@ import pytest
 
 from llm_adapters import get_task, tasks
 from llm_adapters.errors import ConfigError
-from llm_adapters.evaluation import select_tasks
+from llm_adapters_eval.runner import select_tasks
 
 MATH = ["addsub", "multiarith", "singleeq", "gsm8k", "aqua", "svamp", "mawps", "mathqa"]
 COMMONSENSE = ["boolq", "piqa", "siqa", "hellaswag", "winogrande", "arc-easy", "arc-challenge", "openbookqa"]

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from llm_adapters import scoring
+from llm_adapters_tasks import scoring
 
 
 # ---- numbers: reference -----------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from llm_adapters import get_task
-from llm_adapters.tasks import Example, Option
+from llm_adapters.task import Example, Option
 
 from .conftest import ASSETS, shared_or_skip
 

@@ -4,6 +4,8 @@ from pathlib import Path
 
 import pytest
 
+import llm_adapters_templates
+import llm_adapters_train
 from llm_adapters.testing import tiny_model_from_config, use_plugins
 from tests.core import probe_plugin
 
@@ -12,8 +14,9 @@ from .helpers import char_tokenizer, records, write_json
 
 @pytest.fixture
 def probe():
-    """Run with exactly the core's inline probe plugin (a low-rank adapter and a LLaMA / GPT-2 family)."""
-    with use_plugins(probe_plugin) as pm:
+    """Run with exactly the core's inline probe plugin (a low-rank adapter and a LLaMA / GPT-2 family), the
+    templates and the training plugin (its commands)."""
+    with use_plugins(probe_plugin, llm_adapters_templates, llm_adapters_train) as pm:
         yield pm
 
 

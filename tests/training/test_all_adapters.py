@@ -11,9 +11,9 @@ import torch
 
 import llm_adapters as la
 from llm_adapters.engine import adapter_tensors
-from llm_adapters.run_config import TrainConfig
 from llm_adapters.testing import tiny_model, use_plugins
-from llm_adapters.training import train
+from llm_adapters_train.run_config import TrainConfig
+from llm_adapters_train.training import train
 
 from .helpers import char_tokenizer, records, write_json
 

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from llm_adapters.arithmetic import extract_answer, generate_problems, is_correct, split_problems
+from llm_adapters_demo.arithmetic import extract_answer, generate_problems, is_correct, split_problems
 
 
 def _solve(question: str) -> int:

@@ -16,8 +16,8 @@ from click.testing import CliRunner
 
 import llm_adapters as la
 from llm_adapters.cli import build_cli
-from llm_adapters.run_config import TrainConfig
-from llm_adapters.training import latest_checkpoint
+from llm_adapters_train.run_config import TrainConfig
+from llm_adapters_train.training import latest_checkpoint
 from tests.core import probe_plugin
 
 from .helpers import records, save_tiny, write_json

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from llm_adapters.data import (
+from llm_adapters.template import get_template
+from llm_adapters_train.data import (
     DataError,
     RightPaddingCollator,
     load_records,
@@ -15,7 +16,6 @@ from llm_adapters.data import (
     tokenize_dataset,
     tokenize_record,
 )
-from llm_adapters.prompts import get_template
 from tests.shared_data import shared_or_skip
 
 from .helpers import char_tokenizer
@@ -161,7 +161,7 @@ def test_bos_is_masked_with_the_prompt() -> None:
 
 def test_tokenize_dataset_keeps_model_columns(tmp_path: Path) -> None:
     (tmp_path / "a.json").write_text(json.dumps(RECS))
-    ds = tokenize_dataset(load_records(tmp_path / "a.json"), char_tokenizer(), get_template(), cutoff_len=1000)
+    ds = tokenize_dataset(load_records(tmp_path / "a.json"), char_tokenizer(), get_template("alpaca"), cutoff_len=1000)
     assert ds.column_names == ["input_ids", "attention_mask", "labels"]
     assert len(ds) == 3
 
@@ -171,10 +171,13 @@ def test_records_without_a_trained_token_are_skipped_with_a_warning(tmp_path: Pa
     (tmp_path / "a.json").write_text(json.dumps([*RECS, long_prompt]))
     ds_all = load_records(tmp_path / "a.json")
     with pytest.warns(UserWarning, match="1 of 4 records have no response token left within cutoff_len=500"):
-        ds = tokenize_dataset(ds_all, char_tokenizer(), get_template(), cutoff_len=500)
+        ds = tokenize_dataset(ds_all, char_tokenizer(), get_template("alpaca"), cutoff_len=500)
     assert len(ds) == 3 and all(any(label != -100 for label in r["labels"]) for r in ds)
     # training on the prompt too keeps it: its prompt tokens carry loss
-    assert len(tokenize_dataset(ds_all, char_tokenizer(), get_template(), cutoff_len=500, train_on_inputs=True)) == 4
+    assert (
+        len(tokenize_dataset(ds_all, char_tokenizer(), get_template("alpaca"), cutoff_len=500, train_on_inputs=True))
+        == 4
+    )
 
 
 def test_collator_pads_on_the_right_with_the_pad_token() -> None:

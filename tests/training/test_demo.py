@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from llm_adapters.demo import DemoSettings, run_demo
 from llm_adapters.testing import tiny_model_from_config
+from llm_adapters_demo.demo import DemoSettings, run_demo
 from tests.core import probe_plugin
 
 from .helpers import char_tokenizer

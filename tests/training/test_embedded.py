@@ -11,11 +11,11 @@ import pytest
 import torch
 
 import llm_adapters as la
-from llm_adapters.arithmetic import generate_problems
 from llm_adapters.engine import adapter_tensors
-from llm_adapters.run_config import TrainConfig
 from llm_adapters.testing import use_plugins
-from llm_adapters.training import train
+from llm_adapters_demo.arithmetic import generate_problems
+from llm_adapters_train.run_config import TrainConfig
+from llm_adapters_train.training import train
 
 from .helpers import write_json
 

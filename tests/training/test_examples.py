@@ -9,8 +9,8 @@ import pytest
 
 import llm_adapters as la
 from llm_adapters.config import parse_config
-from llm_adapters.run_config import build_config
 from llm_adapters.testing import tiny_model, use_plugins
+from llm_adapters_train.run_config import build_config
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.yaml"))
 FAMILY_OF = {"yahma/llama": "llama", "bigscience/bloomz": "bloom", "EleutherAI/gpt-j": "gptj"}

@@ -1,4 +1,5 @@
-"""load_model: sources, cache, dtype, padding token, and the embedded model (slow)."""
+"""load_model: model sources (the kernel's directories and hub ids, the GGUF plugin's files and embedded model),
+cache, dtype, padding token, and the embedded model (slow)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,18 @@ from pathlib import Path
 import pytest
 import torch
 
-from llm_adapters import models
-from llm_adapters.models import ModelLoadError, ensure_pad_token, load_model, resolve_dtype, resolve_source
+from llm_adapters import ModelSource, hookimpl
+from llm_adapters.models import (
+    ModelLoadError,
+    default_model,
+    ensure_pad_token,
+    find_source,
+    load_model,
+    local_checkpoint,
+    resolve_dtype,
+)
+from llm_adapters.testing import use_plugins
+from llm_adapters_gguf import sources as models
 
 from .helpers import char_tokenizer, save_tiny
 
@@ -26,19 +37,45 @@ def test_cache_dir_honours_the_environment(monkeypatch, tmp_path: Path) -> None:
 
 
 def test_sources_are_told_apart(tmp_path: Path) -> None:
-    assert resolve_source("smollm2-135m") == ("embedded", "smollm2-135m")
-    assert resolve_source("HuggingFaceTB/SmolLM2-135M") == ("hub", "HuggingFaceTB/SmolLM2-135M")
+    assert find_source("smollm2-135m").name == "embedded"
+    assert find_source(str(tmp_path / "m.gguf")).name == "gguf"
+    assert find_source("HuggingFaceTB/SmolLM2-135M") is None
+    assert local_checkpoint("HuggingFaceTB/SmolLM2-135M") == "HuggingFaceTB/SmolLM2-135M"  # a hub id
     (tmp_path / "config.json").write_text("{}")
-    assert resolve_source(str(tmp_path)) == ("directory", tmp_path)
-    (tmp_path / "m.gguf").write_bytes(b"GGUF")
-    assert resolve_source(str(tmp_path / "m.gguf")) == ("gguf", tmp_path / "m.gguf")
+    assert local_checkpoint(str(tmp_path)) == str(tmp_path)
     with pytest.raises(ModelLoadError, match=r"GGUF file .*missing\.gguf' does not exist"):
-        resolve_source(str(tmp_path / "missing.gguf"))
+        local_checkpoint(str(tmp_path / "missing.gguf"))
     with pytest.raises(ModelLoadError, match=r"model directory './nowhere' does not exist"):
-        resolve_source("./nowhere")
+        local_checkpoint("./nowhere")
     (tmp_path / "w.bin").write_bytes(b"x")
-    with pytest.raises(ModelLoadError, match=r"is a file but not a GGUF file"):
-        resolve_source(str(tmp_path / "w.bin"))
+    with pytest.raises(ModelLoadError, match=r"is a file, not a model directory"):
+        local_checkpoint(str(tmp_path / "w.bin"))
+    assert default_model() == "smollm2-135m"
+
+
+def test_a_plugin_model_source_is_asked_first_and_can_be_the_default(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text("{}")
+
+    class Named(ModelSource):
+        name = "named"
+        models = ("tiny-one",)
+        default = True
+        default_model = "tiny-one"
+
+        def checkpoint(self, name_or_path: str) -> str:
+            return str(tmp_path)
+
+    class Plugin:
+        @hookimpl
+        def register_model_sources(self, register):
+            register(Named())
+
+    with use_plugins(Plugin()):
+        assert default_model() == "tiny-one"
+        assert local_checkpoint("tiny-one") == str(tmp_path)
+        assert local_checkpoint("other/hub-id") == "other/hub-id"
+    with use_plugins(), pytest.raises(ModelLoadError, match=r"no model was named and no installed plugin provides"):
+        default_model()
 
 
 def test_missing_embedded_package_says_how_to_install(monkeypatch) -> None:

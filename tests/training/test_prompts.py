@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from llm_adapters.prompts import DEFAULT_TEMPLATE, Template, get_template, register_template, templates
+from llm_adapters import hookimpl
+from llm_adapters.errors import ConfigError, PluginConflictError
+from llm_adapters.template import Template, get_template, templates
+from llm_adapters.testing import use_plugins
+from llm_adapters_templates import DEFAULT_TEMPLATE
+from llm_adapters_templates.templates import TEMPLATES
 
 S16 = " " * 16
 
@@ -49,7 +54,7 @@ def test_reference_eval_template_differs_in_whitespace() -> None:
 
 def test_clean_alpaca_is_default_and_prompt_is_prefix_of_render() -> None:
     assert DEFAULT_TEMPLATE == "alpaca"
-    t = get_template()
+    t = get_template(DEFAULT_TEMPLATE)
     assert t.prompt("Q?") == (
         "Below is an instruction that describes a task. Write a response that appropriately completes the request."
         "\n\n### Instruction:\nQ?\n\n### Response:\n"
@@ -89,7 +94,22 @@ def test_chat_template_needs_a_tokenizer() -> None:
 
 
 def test_unknown_and_duplicate_names() -> None:
-    with pytest.raises(KeyError, match=r"unknown prompt template 'nope' \(known: alpaca, alpaca-reference"):
+    with pytest.raises(
+        ConfigError, match=r"unknown prompt template 'nope'; installed templates: alpaca, alpaca-reference"
+    ):
         get_template("nope")
-    with pytest.raises(ValueError, match="already registered"):
-        register_template(Template("alpaca", "dup", "{instruction}", "{instruction}"))
+
+    class Duplicate:
+        @hookimpl
+        def register_templates(self, register):
+            register(Template("alpaca", "dup", "{instruction}", "{instruction}"))
+
+    class Shipped:
+        @hookimpl
+        def register_templates(self, register):
+            for t in TEMPLATES:
+                register(t)
+
+    with use_plugins(Shipped(), Duplicate()):
+        with pytest.raises(PluginConflictError, match=r"template 'alpaca' is registered by both"):
+            get_template("alpaca")

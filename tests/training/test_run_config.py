@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from llm_adapters.errors import ConfigError
-from llm_adapters.run_config import TrainConfig, build_config
+from llm_adapters_train.run_config import TrainConfig, build_config
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -33,7 +33,7 @@ def test_json_config_and_defaults(tmp_path: Path) -> None:
     (tmp_path / "run.json").write_text(json.dumps({"data": "d.json", "output": "o"}))
     cfg = build_config(tmp_path / "run.json")
     assert cfg == TrainConfig(data="d.json", output="o")
-    assert cfg.model == "smollm2-135m" and cfg.train_on_inputs is False and cfg.template == "alpaca"
+    assert cfg.model is None and cfg.train_on_inputs is False and cfg.template == "alpaca"
 
 
 @pytest.mark.parametrize(

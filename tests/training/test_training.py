@@ -11,9 +11,9 @@ from transformers import TrainerCallback
 
 import llm_adapters as la
 from llm_adapters.engine import adapter_tensors
-from llm_adapters.run_config import TrainConfig
 from llm_adapters.testing import tiny_model_from_config
-from llm_adapters.training import TrainingError, TrainingInterrupted, latest_checkpoint, train
+from llm_adapters_train.run_config import TrainConfig
+from llm_adapters_train.training import TrainingError, TrainingInterrupted, latest_checkpoint, train
 from tests.core import probe_plugin
 
 pytestmark = pytest.mark.usefixtures("probe")
@@ -152,7 +152,7 @@ def test_resume_without_checkpoint_starts_afresh_and_bad_path_is_an_error(tmp_pa
 
 def test_batch_size_must_split_over_processes(tmp_path, data_file, tokenizer, monkeypatch) -> None:
     monkeypatch.setenv("WORLD_SIZE", "3")
-    from llm_adapters.training import gradient_accumulation
+    from llm_adapters_train.trainer import gradient_accumulation
 
     with pytest.raises(TrainingError, match=r"batch_size 4 is not a multiple of micro_batch_size 2 x 3 process"):
         gradient_accumulation(_config(data_file, tmp_path), 3)
@@ -161,7 +161,7 @@ def test_batch_size_must_split_over_processes(tmp_path, data_file, tokenizer, mo
 
 def test_adapter_from_a_gathered_state_dict_equals_the_saved_adapter(tmp_path, tokenizer) -> None:
     """The path FSDP (full state dict) and DeepSpeed take: the adapter is cut out of the gathered weights."""
-    from llm_adapters.training import adapter_state_dict_keys, save_gathered_adapter
+    from llm_adapters_train.checkpoints import adapter_state_dict_keys, save_gathered_adapter
 
     model = _fresh()
     la.attach(model, {"type": "probe", "rank": 3})
@@ -190,14 +190,14 @@ def test_adapter_from_a_gathered_state_dict_equals_the_saved_adapter(tmp_path, t
 def test_tensorboard_is_used_when_installed(monkeypatch) -> None:
     import importlib.util
 
-    from llm_adapters import training
+    from llm_adapters_train import trainer
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if "tensorboard" in name else real(name))
-    assert training._report_to("auto") == []
+    assert trainer._report_to("auto") == []
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object() if name == "tensorboard" else None)
-    assert training._report_to("auto") == ["tensorboard"]
-    assert training._report_to("none") == []
+    assert trainer._report_to("auto") == ["tensorboard"]
+    assert trainer._report_to("none") == []
 
 
 def test_gradient_checkpointing_trains_the_same_adapter(tmp_path, data_file, tokenizer) -> None:

@@ -2,12 +2,22 @@
 
 * :func:`use_plugins`: run with exactly the given inline plugins (no entry points), restored afterwards;
 * :func:`tiny_model`: a tiny seeded random causal LM of a family, built from its ``tiny_config``;
+* :func:`tiny_tokenizer`: a character-level tokenizer built in-process;
 * :mod:`llm_adapters.testing.conformance`: the conformance suite every adapter type must pass.
+
+Names load on first use, so that pytest's start-up (which imports the ``pytest11`` entry point below this
+package) imports neither torch nor transformers.
 """
 
 from __future__ import annotations
 
-from .models import tiny_model, tiny_model_from_config, tiny_tokenizer
-from .plugins import use_plugins
+from ..lazy import lazy_exports
 
-__all__ = ["tiny_model", "tiny_model_from_config", "tiny_tokenizer", "use_plugins"]
+_EXPORTS = {
+    "tiny_model": ".models",
+    "tiny_model_from_config": ".models",
+    "tiny_tokenizer": ".models",
+    "use_plugins": ".plugins",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -6,10 +6,16 @@ Installing this distribution registers the adapter type ``lora`` through its ent
 
 from __future__ import annotations
 
-from .adapter import LoRA
-from .config import PRESETS, LoRAConfig
-from .layers import DoRALayer, LoRALayer
+from llm_adapters.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
-__all__ = ["PRESETS", "DoRALayer", "LoRA", "LoRAConfig", "LoRALayer", "__version__"]
+_EXPORTS = {
+    "LoRA": ".adapter",
+    "PRESETS": ".config",
+    "LoRAConfig": ".config",
+    "DoRALayer": ".layers",
+    "LoRALayer": ".layers",
+}
+__all__ = [*sorted(_EXPORTS), "__version__"]
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

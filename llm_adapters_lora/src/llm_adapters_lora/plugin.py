@@ -6,9 +6,10 @@ from collections.abc import Callable
 
 from llm_adapters import hookimpl
 
-from .adapter import LoRA
-
 
 @hookimpl
-def register_adapters(register: Callable[[type[LoRA]], None]) -> None:
+def register_adapters(register: Callable[[type], None]) -> None:
+    # imported here, not at module level: loading the entry point (say, for `llm-adapters --help`) stays cheap
+    from .adapter import LoRA
+
     register(LoRA)

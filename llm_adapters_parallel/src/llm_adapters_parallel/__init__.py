@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from .adapter import ParallelAdapter
-from .config import PRESETS, ParallelConfig
-from .layer import ParallelLayer
+from llm_adapters.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
-__all__ = ["PRESETS", "ParallelAdapter", "ParallelConfig", "ParallelLayer", "__version__"]
+_EXPORTS = {
+    "ParallelAdapter": ".adapter",
+    "PRESETS": ".config",
+    "ParallelConfig": ".config",
+    "ParallelLayer": ".layer",
+}
+__all__ = [*sorted(_EXPORTS), "__version__"]
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from .adapter import SeriesAdapter
-from .config import SeriesConfig
-from .layer import SeriesLayer
+from llm_adapters.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
-__all__ = ["SeriesAdapter", "SeriesConfig", "SeriesLayer", "__version__"]
+_EXPORTS = {
+    "SeriesAdapter": ".adapter",
+    "SeriesConfig": ".config",
+    "SeriesLayer": ".layer",
+}
+__all__ = [*sorted(_EXPORTS), "__version__"]
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from llm_adapters import AdapterType, hookimpl
-
-from .adapter import SeriesAdapter
+from llm_adapters import hookimpl
 
 
 @hookimpl
-def register_adapters(register: Callable[[type[AdapterType]], None]) -> None:
+def register_adapters(register: Callable[[type], None]) -> None:
+    # imported here, not at module level: loading the entry point (say, for `llm-adapters --help`) stays cheap
+    from .adapter import SeriesAdapter
+
     register(SeriesAdapter)

@@ -21,11 +21,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from llm_adapters import AttentionDims, FusedProjection, ModelFamily, hookimpl
+
+if TYPE_CHECKING:
+    import torch
 
 
 def projection_kv_heads(config: Any) -> int:

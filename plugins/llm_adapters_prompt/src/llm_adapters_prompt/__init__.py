@@ -8,22 +8,19 @@ cache; prompt tuning and P-tuning prepend virtual-token embeddings to the input.
 
 from __future__ import annotations
 
-from .config import PrefixConfig, PromptConfig, PTuningConfig
-from .export import prompt_table, save_prompt_table
-from .prefix import PrefixTuning
-from .prompt import PromptTuning
-from .ptuning import PTuning
+from llm_adapters.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "PTuning",
-    "PTuningConfig",
-    "PrefixConfig",
-    "PrefixTuning",
-    "PromptConfig",
-    "PromptTuning",
-    "__version__",
-    "prompt_table",
-    "save_prompt_table",
-]
+_EXPORTS = {
+    "PrefixConfig": ".config",
+    "PromptConfig": ".config",
+    "PTuningConfig": ".config",
+    "prompt_table": ".export",
+    "save_prompt_table": ".export",
+    "PrefixTuning": ".prefix",
+    "PromptTuning": ".prompt",
+    "PTuning": ".ptuning",
+}
+__all__ = [*sorted(_EXPORTS), "__version__"]
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -19,7 +19,7 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from llm_adapters.targets import MODEL_LEVEL_ATTR
+from llm_adapters.engine.targets import MODEL_LEVEL_ATTR
 
 from .base import PromptAdapter
 

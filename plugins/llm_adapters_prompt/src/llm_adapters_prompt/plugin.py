@@ -6,13 +6,14 @@ from collections.abc import Callable
 
 from llm_adapters import hookimpl
 
-from .prefix import PrefixTuning
-from .prompt import PromptTuning
-from .ptuning import PTuning
-
 
 @hookimpl
 def register_adapters(register: Callable[[type], None]) -> None:
+    # imported here, not at module level: loading the entry point (say, for `llm-adapters --help`) stays cheap
+    from .prefix import PrefixTuning
+    from .prompt import PromptTuning
+    from .ptuning import PTuning
+
     register(PrefixTuning)
     register(PromptTuning)
     register(PTuning)

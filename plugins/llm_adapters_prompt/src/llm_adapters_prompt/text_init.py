@@ -26,10 +26,12 @@ def text_token_ids(config: _TextInitConfig, model: nn.Module) -> list[int]:
     try:
         from transformers import AutoTokenizer
 
-        from llm_adapters.models import EMBEDDED_MODELS, local_checkpoint
+        from llm_adapters.models import find_source
 
-        # embedded models and GGUF files are converted to a directory first; anything else loads as it is
-        source = local_checkpoint(name) if name in EMBEDDED_MODELS or name.lower().endswith(".gguf") else name
+        # what a model source handles (an embedded model, a GGUF file) becomes a directory first; anything else
+        # (a tokenizer directory, a hub id) loads as it is
+        found = find_source(name)
+        source = found.checkpoint(name) if found is not None else name
         tokenizer = AutoTokenizer.from_pretrained(source)
     except Exception as exc:  # any loading failure becomes one clear message
         raise ValueError(

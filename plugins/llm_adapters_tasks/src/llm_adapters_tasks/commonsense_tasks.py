@@ -9,9 +9,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from llm_adapters import hookimpl, scoring
-from llm_adapters.tasks import Example, Prediction, Task
+from llm_adapters import hookimpl
+from llm_adapters.task import Example, Prediction, Task
 
+from . import scoring
 from .kinds import LabelChoiceTask
 
 _ANSWERS = tuple(f"answer{i}" for i in range(1, 6))

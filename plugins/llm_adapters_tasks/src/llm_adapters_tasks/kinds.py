@@ -10,11 +10,13 @@ from __future__ import annotations
 import re
 from typing import ClassVar
 
-from llm_adapters import scoring
-from llm_adapters.tasks import Example, Option, Prediction, Task
+from llm_adapters.task import Example, Option, Prediction
+
+from . import scoring
+from .layout import ReferenceTask
 
 
-class NumericTask(Task):
+class NumericTask(ReferenceTask):
     """A math word problem whose answer is a number (AddSub, GSM8K, SVAMP, ...).
 
     reference: the last number of the response, correct within 0.001 of the label.
@@ -41,7 +43,7 @@ _AQUA_OPTION = re.compile(r"\(([A-E])\)\s*(.*?)(?=\s*\([A-E]\)|$)", re.DOTALL)
 _MATHQA_OPTION = re.compile(r"\b([A-Ea-e])\s*\)\s*(.*?)(?=\s*,\s*[A-Ea-e]\s*\)|$)", re.DOTALL)
 
 
-class LetterChoiceTask(Task):
+class LetterChoiceTask(ReferenceTask):
     """A math problem with lettered options (AQuA, MathQA); the answer is a letter A-E.
 
     reference: the first capital A-E anywhere in the response (AQuA's rule), exact match.
@@ -93,7 +95,7 @@ _OPTION_MARK = re.compile(r"\b(Answer|Solution|Option|Ending)\s?(\d)\s*:\s*", re
 _FORMAT = re.compile(r"Answer format:\s*([\w/ ]+)", re.IGNORECASE)
 
 
-class LabelChoiceTask(Task):
+class LabelChoiceTask(ReferenceTask):
     """A commonsense multiple-choice question answered with a label (``true``, ``answer3``, ``option1``).
 
     reference: the first match of the task's case-sensitive label alternation, exact match.

@@ -10,7 +10,7 @@ import re
 from collections.abc import Callable
 
 from llm_adapters import hookimpl
-from llm_adapters.tasks import Task
+from llm_adapters.task import Task
 
 from .kinds import _MATHQA_OPTION, LetterChoiceTask, NumericTask
 

@@ -1,0 +1,308 @@
+"""The evaluation runner: tasks x runs (the base model and/or adapters) -> records and accuracies.
+
+:func:`run_evaluation` is what ``llm-adapters evaluate`` calls: it resolves the tasks, loads their data (a
+missing file fails before any model is loaded), loads the model once, and for each run (the base model, then
+each adapter, loaded, evaluated and detached in turn) scores every task, either by generating and extracting
+the answer or, for multiple-choice tasks with ``method="loglik"``, by the options' log-likelihood. The
+reports (``summary.json``, one JSONL file per task, ``results.md``, ``results.png``) are written by
+:mod:`llm_adapters.eval_report`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from llm_adapters.errors import ConfigError
+from llm_adapters.task import SCORING_MODES, Example, Task
+from llm_adapters.template import Template, get_template
+
+from .config import EvalConfig
+from .generation import GenerationSettings, generate
+from .loglik import choose, continuation_logprobs
+
+
+# ---- choosing tasks -------------------------------------------------------------------------------
+def select_tasks(spec: str | Sequence[str]) -> list[Task]:
+    """The tasks named by ``spec`` (``"gsm8k,SVAMP"``, ``["math"]``): names, aliases, data-set folder names
+    or suite names, case-insensitive, each task once, in the order given (suites in registration order)."""
+    from llm_adapters.registry import tasks as registered
+
+    parts = [spec] if isinstance(spec, str) else list(spec)
+    wanted = [p.strip() for item in parts for p in str(item).split(",") if p.strip()]
+    if not wanted:
+        raise ConfigError("no task given; name tasks (gsm8k, arc-easy, ...) or suites (math, commonsense)")
+    table = registered()
+    lookup: dict[str, str] = {}
+    for name, task in table.items():
+        for key in (name, *task.aliases, task.directory, task.display_name):
+            if key:
+                lookup.setdefault(key.lower(), name)
+                lookup.setdefault(key.lower().replace("_", "-"), name)
+    suites: dict[str, list[str]] = {}
+    for name, task in table.items():
+        if task.suite:
+            suites.setdefault(task.suite.lower(), []).append(name)
+    chosen: list[str] = []
+    for item in wanted:
+        key = item.lower()
+        names = suites.get(key) or ([lookup[key]] if key in lookup else None)
+        if names is None and key.replace("_", "-") in lookup:
+            names = [lookup[key.replace("_", "-")]]
+        if names is None:
+            known = ", ".join(sorted(table)) or "none (install llm-adapters-tasks)"
+            suite_text = ", ".join(sorted(suites)) or "none"
+            raise ConfigError(f"unknown task {item!r}; installed tasks: {known}; suites: {suite_text}")
+        chosen.extend(n for n in names if n not in chosen)
+    return [table[n] for n in chosen]
+
+
+# ---- results --------------------------------------------------------------------------------------
+@dataclass
+class TaskResult:
+    """One task evaluated in one run."""
+
+    task: Task
+    records: list[dict[str, Any]]
+    method: str
+    scoring: str
+    seconds: float
+    accuracy_by_scoring: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def count(self) -> int:
+        return len(self.records)
+
+    @property
+    def correct(self) -> int:
+        return sum(1 for r in self.records if r["correct"])
+
+    @property
+    def accuracy(self) -> float:
+        return self.correct / self.count if self.count else 0.0
+
+
+@dataclass
+class RunResult:
+    """The tasks evaluated with one model + adapter combination."""
+
+    label: str
+    adapter: dict[str, Any] | None
+    tasks: list[TaskResult]
+
+    @property
+    def average(self) -> float:
+        return sum(t.accuracy for t in self.tasks) / len(self.tasks) if self.tasks else 0.0
+
+
+# ---- one task -------------------------------------------------------------------------------------
+def build_prompts(task: Task, examples: Sequence[Example], template: Template) -> list[str]:
+    return [template.prompt(*task.prompt_fields(ex)) for ex in examples]
+
+
+def evaluate_generation(
+    model: Any,
+    tokenizer: Any,
+    task: Task,
+    examples: Sequence[Example],
+    config: EvalConfig,
+    template: Template,
+    *,
+    run: str = "",
+) -> TaskResult:
+    """Generate for every example and score the answers (the configured mode decides ``correct``; the
+    accuracy under every mode is kept for comparison)."""
+    gen = config.generation_for(task)
+    settings = GenerationSettings(
+        max_new_tokens=gen.max_new_tokens,
+        num_beams=gen.num_beams,
+        batch_size=config.batch_size,
+        stop_at_eos=gen.stop_at_eos,
+        skip_special_tokens=gen.skip_special_tokens,
+    )
+    prompts = build_prompts(task, examples, template)
+    start = time.perf_counter()
+    outputs = generate(
+        model, tokenizer, prompts, settings, progress=config.progress, description=f"{run} {task.name}".strip()
+    )
+    seconds = time.perf_counter() - start
+    mode = config.scoring_mode
+    records = []
+    hits = dict.fromkeys(SCORING_MODES, 0)
+    for ex, prompt, out in zip(examples, prompts, outputs, strict=True):
+        verdicts = {m: task.score(out.text, ex, m) for m in SCORING_MODES}
+        for m, v in verdicts.items():
+            hits[m] += v.correct
+        chosen = verdicts[mode]
+        records.append(
+            {
+                "task": task.name,
+                "index": ex.index,
+                "run": run,
+                "prompt": prompt,
+                "generation": out.text,
+                "prediction": chosen.prediction,
+                "answer": ex.answer,
+                "correct": chosen.correct,
+                "scoring": mode,
+                "new_tokens": out.num_tokens,
+                "stopped_at_eos": out.stopped_at_eos,
+            }
+        )
+    n = max(len(records), 1)
+    return TaskResult(task, records, "generate", mode, seconds, {m: hits[m] / n for m in SCORING_MODES})
+
+
+def evaluate_loglik(
+    model: Any,
+    tokenizer: Any,
+    task: Task,
+    examples: Sequence[Example],
+    config: EvalConfig,
+    template: Template,
+    *,
+    run: str = "",
+) -> TaskResult:
+    """Pick, for every example, the option whose continuation is most likely after the prompt."""
+    prompts = build_prompts(task, examples, template)
+    options = [task.options(ex) for ex in examples]
+    target = config.loglik_target
+    pairs = [(p, task.continuation(o, target)) for p, opts in zip(prompts, options, strict=True) for o in opts]
+    start = time.perf_counter()
+    scores = continuation_logprobs(
+        model,
+        tokenizer,
+        pairs,
+        batch_size=config.batch_size,
+        progress=config.progress,
+        description=f"{run} {task.name}".strip(),
+    )
+    seconds = time.perf_counter() - start
+    normalize = config.normalize_for()
+    records = []
+    at = 0
+    for ex, prompt, opts in zip(examples, prompts, options, strict=True):
+        mine = scores[at : at + len(opts)]
+        at += len(opts)
+        best = opts[choose(mine, normalize)]
+        records.append(
+            {
+                "task": task.name,
+                "index": ex.index,
+                "run": run,
+                "prompt": prompt,
+                "generation": task.continuation(best, config.loglik_target),
+                "prediction": best.label,
+                "answer": ex.answer,
+                "correct": task.is_correct(best.label, ex.answer, "robust"),
+                "scoring": "loglik",
+                "option_scores": {
+                    o.label: s.logprob if normalize == "sum" else s.mean for o, s in zip(opts, mine, strict=True)
+                },
+            }
+        )
+    result = TaskResult(task, records, "loglik", "loglik", seconds)
+    result.accuracy_by_scoring = {"loglik": result.accuracy}
+    return result
+
+
+def evaluate_task(
+    model: Any,
+    tokenizer: Any,
+    task: Task,
+    examples: Sequence[Example],
+    config: EvalConfig,
+    template: Template,
+    *,
+    run: str = "",
+) -> TaskResult:
+    if config.method == "loglik" and task.multiple_choice:
+        return evaluate_loglik(model, tokenizer, task, examples, config, template, run=run)
+    return evaluate_generation(model, tokenizer, task, examples, config, template, run=run)
+
+
+def resolve_template(name: str, tokenizer: Any) -> Template:
+    """The prompt template ``name`` (bound to ``tokenizer`` when given); unknown names are a
+    :class:`ConfigError`."""
+    try:
+        template = get_template(name)
+        return template.bind(tokenizer) if tokenizer is not None else template
+    except (KeyError, ValueError) as exc:
+        raise ConfigError(str(exc.args[0] if exc.args else exc)) from None
+
+
+# ---- the whole run --------------------------------------------------------------------------------
+def model_label(name_or_path: str | None, model: Any) -> str:
+    """A short row title for the model: the given name (a directory's own name), else the name the model was
+    loaded from, else its class."""
+    name = name_or_path or str(getattr(getattr(model, "config", None), "_name_or_path", "") or "")
+    if name and Path(name).exists():
+        name = Path(name).resolve().name
+    return name or type(model).__name__
+
+
+def run_evaluation(
+    config: EvalConfig,
+    *,
+    model: Any = None,
+    tokenizer: Any = None,
+    echo: Callable[[str], None] | None = None,
+    write: bool = True,
+) -> dict[str, Any]:
+    """Evaluate ``config.tasks`` for each run and (with ``write``) write the reports to ``config.output``.
+    Returns the summary (what ``summary.json`` holds). ``model`` / ``tokenizer``: an already loaded model
+    to use instead of loading ``config.model``."""
+    from llm_adapters.engine import detach
+    from llm_adapters.files import load_adapter, read_adapter_config
+
+    from .report import build_summary, write_reports
+
+    say = echo or (lambda _msg: None)
+    tasks = select_tasks(config.tasks)
+    data = {t.name: t.load(config.data_dir, config.limit) for t in tasks}
+    adapters = [(p, read_adapter_config(p)) for p in config.adapter_paths]
+    resolve_template(config.template_name, None)  # a misspelt template fails before the model loads
+    if not config.with_base and not adapters:
+        raise ConfigError("nothing to evaluate: include_base is false and no adapter path was given")
+    given = model is not None and tokenizer is not None
+    if not given:
+        from llm_adapters.models import load_model
+
+        say(f"loading {config.model or 'the default model'} ...")
+        model, tokenizer = load_model(config.model, dtype=config.dtype)
+    template = resolve_template(config.template_name, tokenizer)
+    label = model_label(None if given else config.model, model)
+    plan: list[tuple[str, str | None, dict[str, Any] | None]] = []
+    if config.with_base:
+        plan.append((label, None, None))
+    for i, (path, meta) in enumerate(adapters):
+        run_label = f"{label} + {meta['adapter_type']} ({Path(path).resolve().name})"
+        if any(run_label == p[0] for p in plan):  # two adapter folders of one name
+            run_label = f"{run_label} #{i + 1}"
+        plan.append((run_label, path, meta))
+    runs: list[RunResult] = []
+    for run_label, path, meta in plan:
+        info = None
+        if path is not None:
+            load_adapter(model, path, name="evaluated")
+            info = {"path": str(path), "type": (meta or {}).get("adapter_type"), "config": (meta or {}).get("config")}
+        try:
+            results = []
+            for task in tasks:
+                result = evaluate_task(model, tokenizer, task, data[task.name], config, template, run=run_label)
+                results.append(result)
+                say(
+                    f"{run_label} | {task.name}: {100 * result.accuracy:.1f}% "
+                    f"({result.correct}/{result.count}, {result.scoring}, {result.seconds:.1f}s)"
+                )
+        finally:
+            if path is not None:
+                detach(model, "evaluated")
+        runs.append(RunResult(run_label, info, results))
+    summary = build_summary(config, runs, tasks, model_name=(config.model or label) if not given else label)
+    if write:
+        write_reports(Path(config.output), summary, runs, tasks)
+    return summary

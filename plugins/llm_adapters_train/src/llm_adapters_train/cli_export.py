@@ -1,0 +1,43 @@
+"""``llm-adapters export``: merge adapters into the base weights and save a plain transformers checkpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command("export")
+@click.option(
+    "--model",
+    "model_name",
+    default=None,
+    help="Base model: an HF id, a local directory, or a name or file an installed model source handles "
+    "(default: the installed default model).",
+)
+@click.option(
+    "--adapter-path",
+    "adapter_paths",
+    multiple=True,
+    required=True,
+    type=click.Path(exists=True),
+    help="An adapter directory to merge (repeatable: all are merged, in order).",
+)
+@click.option("--output", required=True, type=click.Path(), help="Directory to write the merged model into.")
+@click.option("--dtype", default="auto", show_default=True, help="float32, bfloat16, float16 or auto.")
+@click.option("--max-shard-size", default="2GB", show_default=True, help="Largest safetensors shard.")
+def command(
+    model_name: str | None, adapter_paths: tuple[str, ...], output: str, dtype: str, max_shard_size: str
+) -> None:
+    """Merge adapters into the base model and save it as an ordinary checkpoint (safetensors + tokenizer),
+    loadable with transformers alone. Only mergeable adapter types (e.g. LoRA) can be exported this way."""
+    from llm_adapters.files import load_adapter
+    from llm_adapters.models import load_model
+
+    from .export import export_merged
+
+    model, tokenizer = load_model(model_name, dtype=dtype)
+    for i, path in enumerate(adapter_paths):
+        load_adapter(model, path, name=f"adapter{i}")
+    out = export_merged(model, tokenizer, output, max_shard_size=max_shard_size)
+    click.echo(f"merged {len(adapter_paths)} adapter(s) into {model.config._name_or_path}; wrote {Path(out)}")
