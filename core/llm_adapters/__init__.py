@@ -20,9 +20,9 @@ __version__ = "0.1.0"
 #: public name -> the module that defines it
 _EXPORTS: dict[str, str] = {
     "AdapterConfig": ".adapter",
-    "AdapterLayer": ".adapter",
+    "AdapterLayer": ".layers",
     "AdapterType": ".adapter",
-    "ModelAdapter": ".adapter",
+    "ModelAdapter": ".layers",
     "Placement": ".adapter",
     "Site": ".adapter",
     "AttentionDims": ".family",
@@ -59,7 +59,7 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
-    from .adapter import AdapterConfig, AdapterLayer, AdapterType, ModelAdapter, Placement, Site
+    from .adapter import AdapterConfig, AdapterType, Placement, Site
     from .engine import (
         AdapterInfo,
         attach,
@@ -73,6 +73,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from .family import AttentionDims, FusedProjection, ModelFamily
     from .files import load_adapter, save_adapter
     from .hookspecs import hookimpl
+    from .layers import AdapterLayer, ModelAdapter
     from .models import load_model
     from .plugins import get_plugin_manager
     from .registry import (

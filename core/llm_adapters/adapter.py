@@ -8,24 +8,20 @@ An adapter plugin provides an :class:`AdapterType` subclass (registered through 
   described, ranges validated);
 * ``default_targets`` / ``default_kind`` or an override of :meth:`AdapterType.placements`: where it goes,
   in roles;
-* :meth:`AdapterType.create_layer`: builds one :class:`AdapterLayer` for one :class:`Site`.
+* :meth:`AdapterType.create_layer`: builds one :class:`~llm_adapters.layers.AdapterLayer` for one
+  :class:`Site`.
 
 The core does everything else: resolving targets, wrapping modules, freezing the base, naming, switching,
 saving, loading, merging and detaching.
 
-Layer kinds and the order in which the core's wrapper composes them around one base module ``W``
-(adapters in the order they were attached; see :mod:`llm_adapters.wrapper`)::
+The layer kinds (``pre`` / ``parallel`` / ``post``) and how the core composes them are described in
+:mod:`llm_adapters.layers`, which holds the torch modules :class:`~llm_adapters.layers.AdapterLayer` and
+:class:`~llm_adapters.layers.ModelAdapter`. Prompt-based methods (prefix / prompt tuning) are *model-level*:
+they implement :meth:`AdapterType.create_model_adapter` instead of placements and return a
+:class:`~llm_adapters.layers.ModelAdapter`.
 
-    x' = pre_n(...pre_1(x))                 # "pre":      returns the new input,  e.g. x + f(x)
-    y  = W(x') + sum_i par_i(x', W(x'))     # "parallel": returns a delta added to the output
-    y' = post_n(...post_1(y))               # "post":     returns the new output, e.g. y + f(y)
-
-Parallel layers see the base's actual input ``x'`` so that merging a mergeable layer into ``W`` gives
-exactly the unmerged output. A mergeable layer (``mergeable = True``) also implements
-:meth:`AdapterLayer.delta_weight`.
-
-Prompt-based methods (prefix / prompt tuning) are *model-level*: they implement
-:meth:`AdapterType.create_model_adapter` instead of placements and return a :class:`ModelAdapter`.
+This module imports neither torch nor transformers (torch appears in type hints only), so that registering
+adapter types, e.g. for ``llm-adapters plugins``, stays cheap.
 """
 
 from __future__ import annotations
@@ -33,15 +29,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-import torch
 from pydantic import BaseModel, ConfigDict, Field
-from torch import nn
 
 if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
     from .family import AttentionDims, ModelFamily
+    from .layers import AdapterLayer, ModelAdapter
 
 Kind = Literal["pre", "parallel", "post"]
-KINDS: tuple[str, ...] = ("pre", "parallel", "post")
 
 
 class AdapterConfig(BaseModel):
@@ -139,50 +136,6 @@ class Site:
         if kind == "post":
             return self.out_features, self.out_features
         return self.in_features, self.out_features
-
-
-class AdapterLayer(nn.Module):
-    """One adapter's contribution at one site. Subclasses implement ``forward`` for their kind:
-
-    * ``pre``:  ``forward(x) -> x'``  (x: ``(..., d_in)``)
-    * ``parallel``: ``forward(x, base_output) -> delta`` (x: ``(..., d_in)``, result ``(..., d_out)``)
-    * ``post``: ``forward(y) -> y'``  (y: ``(..., d_out)``)
-
-    Inputs arrive in the layer's own parameter dtype; the core casts results back.
-    """
-
-    mergeable: ClassVar[bool] = False
-    #: True when delta_weight() depends on the base weight (DoRA): the core then keeps the delta it merged
-    #: so that unmerge subtracts exactly that.
-    delta_uses_base_weight: ClassVar[bool] = False
-
-    def delta_weight(self) -> torch.Tensor:
-        """``(d_out, d_in)`` change to the base weight equivalent to this layer (mergeable layers only)."""
-        raise NotImplementedError(f"{type(self).__name__} cannot be merged")
-
-
-class ModelAdapter(nn.Module):
-    """A model-level adapter (prompt-based methods). The core stores it on the model, saves its parameters,
-    and, while it is active, calls :meth:`pre_forward` before and :meth:`post_forward` after every forward
-    of the model (``model(...)``, so also every step of ``model.generate`` and every training step).
-
-    Several active model-level adapters are called in attachment order before the forward and in reverse
-    order after it. Positional arguments are bound to the names of the model's ``forward`` parameters
-    first, so ``pre_forward`` always receives ``args == ()`` and finds every input in ``kwargs``
-    (``input_ids``, ``attention_mask``, ``cache``, ...).
-    """
-
-    def pre_forward(self, model: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
-        """Return the ``(args, kwargs)`` the model's forward is called with."""
-        raise NotImplementedError
-
-    def post_forward(self, model: nn.Module, kwargs: dict, output: Any) -> Any:
-        """Return the model's output, changed if need be (e.g. logits of virtual positions removed).
-        ``kwargs`` are the keyword arguments the forward ran with. Default: ``output`` unchanged."""
-        return output
-
-    def on_detach(self, model: nn.Module) -> None:
-        """Undo anything :meth:`pre_forward` or construction changed on the model."""
 
 
 class AdapterType:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 import sys
 import warnings
+from collections.abc import Callable
+from typing import Any
 
 import click
 
@@ -58,6 +60,28 @@ def build_cli() -> click.Group:
         if record is not None and record.error is not None:
             group.commands.pop(name, None)
     return group
+
+
+class LazyCommand(click.Command):
+    """A command whose parameters are built on first use: ``make_params()`` runs when the command is parsed
+    or its own ``--help`` is shown, not when the group lists it. For plugin commands whose options come from
+    a pydantic model or other heavy imports, so that ``llm-adapters --help`` stays instant."""
+
+    def __init__(self, name: str, *, make_params: Callable[[], list[click.Parameter]], **kwargs: Any) -> None:
+        self._make_params = make_params
+        self._built: list[click.Parameter] | None = None
+        super().__init__(name, **kwargs)
+
+    @property  # type: ignore[override]
+    def params(self) -> list[click.Parameter]:
+        if self._built is None:
+            self._built = list(self._make_params())
+        return self._built
+
+    @params.setter
+    def params(self, value: list[click.Parameter]) -> None:
+        if value:  # click's own __init__ sets [] first: keep the parameters unbuilt until they are needed
+            self._built = list(value)
 
 
 class _Recording:

@@ -7,11 +7,11 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
-
 from .errors import ConfigError
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # pydantic and the adapter contract load when a config is parsed, not on import
+    from pydantic import ValidationError
+
     from .adapter import AdapterConfig
 
 
@@ -77,6 +77,8 @@ def parse_config(config: AdapterConfig | dict[str, Any], *, lenient: bool = Fals
         raise ConfigError(f"an adapter config must be a dict with a 'type' key, got {type(config).__name__}")
     if "type" not in config:
         raise ConfigError("the adapter config has no 'type' key (e.g. {'type': 'lora', ...})")
+    from pydantic import ValidationError
+
     from .registry import get_adapter_type
 
     name = config["type"]

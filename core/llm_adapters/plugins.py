@@ -166,7 +166,12 @@ def load_entry_points(pm: PluginManager) -> None:
     """Discover entry points of the group ``llm_adapters`` and register the chosen ones."""
     only = _names_from_env(ENV_ONLY)
     disabled = _names_from_env(ENV_DISABLE) or set()
-    for ep in sorted(md.entry_points(group=GROUP), key=lambda e: (e.dist.name if e.dist else "", e.name)):
+    found = sorted(md.entry_points(group=GROUP), key=lambda e: (e.dist.name if e.dist else "", e.name))
+    per_dist: dict[str, int] = {}
+    for ep in found:
+        if ep.dist is not None:
+            per_dist[ep.dist.name] = per_dist.get(ep.dist.name, 0) + 1
+    for ep in found:
         dist = ep.dist.name if ep.dist is not None else ep.name
         version = ep.dist.version if ep.dist is not None else None
         names = {_normalise(dist), _normalise(ep.name)}
@@ -176,7 +181,7 @@ def load_entry_points(pm: PluginManager) -> None:
             continue
         key = dist if dist != ep.name else ep.name
         # one distribution may carry several entry points: each is its own plugin
-        if sum(1 for e in md.entry_points(group=GROUP) if e.dist and e.dist.name == dist) > 1:
+        if per_dist.get(dist, 0) > 1:
             key = f"{dist}:{ep.name}"
         ep_text = f"{ep.name} = {ep.value}"
         try:

@@ -10,8 +10,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..adapter import ModelAdapter
 from ..family import ModelFamily
+from ..layers import ModelAdapter
 from .state import STATE_ATTR, AdapterRecord, AdapterState, _freeze_base
 from .targets import MODEL_LEVEL_ATTR
 

@@ -19,8 +19,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..adapter import AdapterLayer
 from ..errors import AdapterStateError
+from ..layers import AdapterLayer
 
 
 def is_conv1d(module: nn.Module) -> bool:

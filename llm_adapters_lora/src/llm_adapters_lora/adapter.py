@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from llm_adapters import AdapterType, Placement, Site
 
 from .config import PRESETS, LoRAConfig
-from .layers import DoRALayer, LoRALayer
+
+if TYPE_CHECKING:
+    from .layers import LoRALayer
 
 
 class LoRA(AdapterType):
@@ -25,6 +29,9 @@ class LoRA(AdapterType):
         return [Placement(t, "parallel") for t in targets]
 
     def create_layer(self, config: LoRAConfig, site: Site) -> LoRALayer:  # type: ignore[override]
+        # imported here, not at module level: registering the type (say, for `llm-adapters plugins`) needs no torch
+        from .layers import DoRALayer, LoRALayer
+
         d_in, d_out = site.features("parallel")  # d_out: the part's size on a fused projection
         if config.use_dora:
             return DoRALayer(d_in, d_out, config.r, config.scale, config.dropout, site.weight, site.bias)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from llm_adapters import AdapterType, Placement, Site
 
 from .config import PRESETS, ParallelConfig
-from .layer import ParallelLayer
+
+if TYPE_CHECKING:
+    from .layer import ParallelLayer
 
 
 class ParallelAdapter(AdapterType):
@@ -27,5 +31,8 @@ class ParallelAdapter(AdapterType):
         return [Placement(t, "parallel") for t in targets]
 
     def create_layer(self, config: ParallelConfig, site: Site) -> ParallelLayer:  # type: ignore[override]
+        # imported here, not at module level: registering the type (say, for `llm-adapters plugins`) needs no torch
+        from .layer import ParallelLayer
+
         d_in, d_out = site.features()  # (the module's input size, its (part's) output size)
         return ParallelLayer(d_in, d_out, config)

@@ -7,7 +7,6 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_serializer
 from pydantic_core import PydanticCustomError
-from transformers.activations import ACT2FN
 
 from llm_adapters import AdapterConfig
 
@@ -67,6 +66,10 @@ class ParallelConfig(AdapterConfig):
     @field_validator("non_linearity", mode="before")
     @classmethod
     def _known_activation(cls, value: Any) -> Any:
+        # imported here, not at module level: importing the config (say, to register the adapter type for
+        # `llm-adapters plugins`) stays free of transformers and torch
+        from transformers.activations import ACT2FN
+
         if not isinstance(value, str) or value.strip().lower() not in ACT2FN:
             raise PydanticCustomError(
                 "unknown_activation",

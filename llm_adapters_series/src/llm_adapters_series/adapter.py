@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from llm_adapters import AdapterType, Placement, Site
 
 from .config import KIND_BY_ROLE, VARIANTS, SeriesConfig
-from .layer import SeriesLayer
+
+if TYPE_CHECKING:
+    from .layer import SeriesLayer
 
 
 class SeriesAdapter(AdapterType):
@@ -35,5 +39,8 @@ class SeriesAdapter(AdapterType):
         return [Placement(role, kind, optional=optional) for role, kind, optional in VARIANTS[config.variant]]
 
     def create_layer(self, config: SeriesConfig, site: Site) -> SeriesLayer:  # type: ignore[override]
+        # imported here, not at module level: registering the type (say, for `llm-adapters plugins`) needs no torch
+        from .layer import SeriesLayer
+
         d, _ = site.features()  # pre: (d_in, d_in); post: (d_out, d_out)
         return SeriesLayer(d, config)

@@ -18,9 +18,9 @@ _EXPORTS = {
     "PTuningConfig": ".config",
     "prompt_table": ".export",
     "save_prompt_table": ".export",
-    "PrefixTuning": ".prefix",
-    "PromptTuning": ".prompt",
-    "PTuning": ".ptuning",
+    "PrefixTuning": ".adapter_types",
+    "PromptTuning": ".adapter_types",
+    "PTuning": ".adapter_types",
 }
 __all__ = [*sorted(_EXPORTS), "__version__"]
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -9,10 +9,9 @@ from llm_adapters import hookimpl
 
 @hookimpl
 def register_adapters(register: Callable[[type], None]) -> None:
-    # imported here, not at module level: loading the entry point (say, for `llm-adapters --help`) stays cheap
-    from .prefix import PrefixTuning
-    from .prompt import PromptTuning
-    from .ptuning import PTuning
+    # imported here, not at module level: loading the entry point (say, for `llm-adapters --help`) stays cheap;
+    # .adapter_types imports neither torch nor transformers (the modules it builds are imported on creation)
+    from .adapter_types import PrefixTuning, PromptTuning, PTuning
 
     register(PrefixTuning)
     register(PromptTuning)

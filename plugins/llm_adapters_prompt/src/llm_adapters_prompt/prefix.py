@@ -25,14 +25,15 @@ the reference's count.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 from torch import nn
 from transformers.cache_utils import Cache
 
-from llm_adapters import AdapterType, AttentionDims
+from llm_adapters import AttentionDims
 
+from .adapter_types import PrefixTuning as PrefixTuning  # re-exported: the type moved there
 from .base import PromptAdapter
 from .cache import PrefixCache, PrefixLayer, mark, real_length
 from .config import PrefixConfig
@@ -47,7 +48,6 @@ from .inputs import (
     takes_positions,
     use_cache_keyword,
 )
-from .text_init import init_ids
 
 #: instance attribute transformers reads on checkpointed layers: keep the cache under checkpointing
 KEEP_CACHE_FLAG = "_can_checkpoint_with_cache"
@@ -186,35 +186,6 @@ def _update(cache: Cache, keys: torch.Tensor, values: torch.Tensor, layer_idx: i
     finally:
         if frozen:
             layer.frozen = True  # type: ignore[union-attr]
-
-
-class PrefixTuning(AdapterType):
-    """``prefix``: learned key/value prefixes in every attention layer (model-level, not mergeable)."""
-
-    name: ClassVar[str] = "prefix"
-    config_class = PrefixConfig
-    description: ClassVar[str] = "Prefix tuning (Li & Liang, 2021): learned keys and values in every attention layer"
-    model_level: ClassVar[bool] = True
-    mergeable: ClassVar[bool] = False
-
-    def create_model_adapter(  # type: ignore[override]
-        self, config: PrefixConfig, model: nn.Module, dims: AttentionDims | None
-    ) -> PrefixAdapter:
-        if dims is None:
-            model_type = getattr(getattr(model, "config", None), "model_type", None)
-            raise ValueError(
-                f"adapter 'prefix': no installed model family covers model_type {model_type!r}; prefix tuning needs "
-                "the number of layers, key/value heads and the head size from a model family plugin (install "
-                "llm-adapters-families, or register a family for this model type)"
-            )
-        module = PrefixAdapter(config, dims)
-        if config.init == "text":
-            ids = init_ids(config, model)
-            weight = module.encoder.embedding.weight
-            if weight.device.type != "meta":
-                with torch.no_grad():
-                    weight.copy_(own_key_values(model, ids))
-        return module
 
 
 @torch.no_grad()

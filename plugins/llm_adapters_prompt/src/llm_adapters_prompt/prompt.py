@@ -12,15 +12,11 @@ tokenizer.
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 import torch
 from torch import nn
 
-from llm_adapters import AdapterType, AttentionDims
-
+from .adapter_types import PromptTuning as PromptTuning  # re-exported: the type moved there
 from .config import PromptConfig
-from .text_init import init_ids
 from .virtual import VirtualTokenAdapter
 
 
@@ -33,26 +29,3 @@ class PromptTuningAdapter(VirtualTokenAdapter):
 
     def prompt_table(self) -> torch.Tensor:
         return self.embedding.weight  # (nv, hidden)
-
-
-class PromptTuning(AdapterType):
-    """``prompt``: learned input embeddings before the real tokens (model-level, not mergeable)."""
-
-    name: ClassVar[str] = "prompt"
-    config_class = PromptConfig
-    description: ClassVar[str] = "Prompt tuning (Lester et al., 2021): learned embeddings before the input"
-    model_level: ClassVar[bool] = True
-    mergeable: ClassVar[bool] = False
-
-    def create_model_adapter(  # type: ignore[override]
-        self, config: PromptConfig, model: nn.Module, dims: AttentionDims | None
-    ) -> PromptTuningAdapter:
-        words = model.get_input_embeddings()
-        module = PromptTuningAdapter(config, words.embedding_dim)
-        if config.init == "text":
-            ids = init_ids(config, model)
-            if words.weight.device.type != "meta":
-                index = torch.tensor(ids, device=words.weight.device)
-                with torch.no_grad():
-                    module.embedding.weight.copy_(words.weight[index].float())
-        return module

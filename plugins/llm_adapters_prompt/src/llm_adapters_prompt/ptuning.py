@@ -13,13 +13,10 @@ forward over the whole prompt (the LSTM sees the nv virtual tokens as one sequen
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 import torch
 from torch import nn
 
-from llm_adapters import AdapterType, AttentionDims
-
+from .adapter_types import PTuning as PTuning  # re-exported: the type moved there
 from .config import PTuningConfig
 from .virtual import VirtualTokenAdapter
 
@@ -62,18 +59,3 @@ class PTuningAdapter(VirtualTokenAdapter):
 
     def prompt_table(self) -> torch.Tensor:
         return self.encoder()  # (nv, hidden)
-
-
-class PTuning(AdapterType):
-    """``ptuning``: virtual tokens from a trained MLP or LSTM prompt encoder (model-level, not mergeable)."""
-
-    name: ClassVar[str] = "ptuning"
-    config_class = PTuningConfig
-    description: ClassVar[str] = "P-tuning (Liu et al., 2021): virtual tokens from an MLP or LSTM prompt encoder"
-    model_level: ClassVar[bool] = True
-    mergeable: ClassVar[bool] = False
-
-    def create_model_adapter(  # type: ignore[override]
-        self, config: PTuningConfig, model: nn.Module, dims: AttentionDims | None
-    ) -> PTuningAdapter:
-        return PTuningAdapter(config, model.get_input_embeddings().embedding_dim)

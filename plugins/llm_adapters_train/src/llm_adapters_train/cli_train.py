@@ -13,10 +13,9 @@ from typing import Any
 
 import click
 
+from llm_adapters.cli import LazyCommand
 from llm_adapters.config import parse_option
 from llm_adapters.errors import LLMAdaptersError
-
-from .run_config import TrainConfig
 
 #: flag names that differ from ``--field-name``, and extra short forms
 ALIASES: dict[str, tuple[str, ...]] = {
@@ -42,6 +41,8 @@ def _click_type(annotation: Any) -> tuple[Any, bool]:
 
 
 def _options() -> list[click.Option]:
+    from .run_config import TrainConfig
+
     opts = []
     for name, info in TrainConfig.model_fields.items():
         if name in SPECIAL:
@@ -99,10 +100,12 @@ def _run(
             click.echo(f"loss plot: {result.plot}")
 
 
-command = click.Command(
-    "train",
-    callback=_run,
-    params=[
+def _params() -> list[click.Parameter]:
+    """The command's parameters: every field of the run config as a flag (built when the command runs or
+    shows its help, so that listing the commands does not import pydantic)."""
+    from .run_config import TrainConfig
+
+    return [
         click.Argument(["config_file"], required=False, type=click.Path(dir_okay=False)),
         click.Option(["--data", "data"], default=None, help=TrainConfig.model_fields["data"].description),
         click.Option(["--output", "output"], default=None, help=TrainConfig.model_fields["output"].description),
@@ -126,7 +129,13 @@ command = click.Command(
             help="Continue from this checkpoint directory.",
         ),
         *_options(),
-    ],
+    ]
+
+
+command = LazyCommand(
+    "train",
+    callback=_run,
+    make_params=_params,
     help="""Fine-tune an adapter on instruction data (JSON / JSONL records with instruction, input, output).
 
     CONFIG is an optional YAML or JSON file with the same fields as the flags (e.g. examples/*.yaml);
