@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import types
+import typing
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -101,16 +104,64 @@ def parse_config(config: AdapterConfig | dict[str, Any], *, lenient: bool = Fals
 
 
 def parse_option(text: str) -> tuple[str, Any]:
-    """``key=value`` from the CLI; the value is read as JSON when it parses (numbers, lists, true/false),
-    as a comma-separated list for ``target_modules``, and as a string otherwise."""
+    """``key=value`` from the CLI; the value is read as JSON when it parses (numbers, lists, true/false) and as
+    a string otherwise. :func:`coerce_options` then shapes strings for list fields."""
     if "=" not in text:
         raise ConfigError(f"option {text!r} must look like key=value")
     key, raw = text.split("=", 1)
     key = key.strip()
+    if not key:
+        raise ConfigError(f"option {text!r} has no key before '='")
     try:
         value: Any = json.loads(raw)
     except json.JSONDecodeError:
         value = raw
-        if key == "target_modules" and "," in raw:
-            value = [v.strip() for v in raw.split(",") if v.strip()]
     return key, value
+
+
+def parse_options(texts: Iterable[str]) -> dict[str, Any]:
+    """Several ``key=value`` options; a key given twice is an error naming both values."""
+    out: dict[str, Any] = {}
+    for text in texts:
+        key, value = parse_option(text)
+        if key in out:
+            raise ConfigError(
+                f"option {key!r} is given twice ({out[key]!r} and {value!r}); give it once "
+                "(for a list, separate the items with commas: key=a,b)"
+            )
+        out[key] = value
+    return out
+
+
+_REGEX_CHARS = frozenset("*+?[](){}|^$\\")
+
+
+def _accepts(annotation: Any) -> tuple[bool, bool]:
+    """``(accepts a list, accepts a plain string)`` for a field annotation."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        shapes = [_accepts(a) for a in typing.get_args(annotation)]
+        return any(s[0] for s in shapes), any(s[1] for s in shapes)
+    if origin in (list, tuple, set, frozenset):
+        return True, False
+    if origin is typing.Literal:
+        return False, all(isinstance(a, str) for a in typing.get_args(annotation))
+    return False, annotation is str
+
+
+def coerce_options(adapter_type: str, options: dict[str, Any]) -> dict[str, Any]:
+    """Shape command-line strings for the adapter's config: a field that takes a list gets ``"a,b"`` as
+    ``["a", "b"]`` and ``"a"`` as ``["a"]``; where the field also takes a single string (``target_modules``:
+    one regular expression), a value with regex characters (``*+?[](){}|^$\\``) stays a string."""
+    from .registry import get_adapter_type
+
+    fields = get_adapter_type(adapter_type).config_class.model_fields
+    out = dict(options)
+    for key, value in options.items():
+        if key not in fields or not isinstance(value, str):
+            continue
+        takes_list, takes_str = _accepts(fields[key].annotation)
+        if not takes_list or (takes_str and _REGEX_CHARS & set(value)):
+            continue
+        out[key] = [item.strip() for item in value.split(",") if item.strip()]
+    return out

@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from llm_adapters.cli import LazyCommand
-from llm_adapters.config import parse_option
+from llm_adapters.config import parse_options
 from llm_adapters.errors import LLMAdaptersError
 
 #: flag names that differ from ``--field-name``, and extra short forms
@@ -80,7 +80,7 @@ def _run(
     elif resume:
         flags["resume"] = True
     try:
-        adapter_options = dict(parse_option(o) for o in options)
+        adapter_options = parse_options(options)
         config = build_config(config_file, flags, adapter_options)
         result = train(config)
     except TrainingInterrupted as exc:

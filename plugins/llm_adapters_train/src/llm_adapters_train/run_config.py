@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from llm_adapters.config import format_validation_error, read_config_file
+from llm_adapters.config import coerce_options, format_validation_error, read_config_file
 from llm_adapters.errors import ConfigError
 from llm_adapters_templates import DEFAULT_TEMPLATE
 
@@ -110,8 +110,9 @@ def build_config(
         if value is not None:
             data[key] = value
     if options:
+        adapter = data.get("adapter") or TrainConfig.model_fields["adapter"].default
         merged = dict(data.get("adapter_options") or {})
-        merged.update(options)
+        merged.update(coerce_options(adapter, options))  # "-o target_modules=attn.q,attn.v" -> a list
         data["adapter_options"] = merged
     try:
         return TrainConfig.model_validate(data)

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from llm_adapters.config import parse_config
 from llm_adapters.engine import adapter_config, attach, list_adapters, trainable_parameters
 from llm_adapters.fileio import atomic_write_text, write_json
 from llm_adapters.files import CONFIG_NAME, WEIGHTS_NAME, save_adapter
@@ -94,6 +95,7 @@ def train(
     records = load_records(config.data, limit=config.limit)
     train_ds, val_ds = split_records(records, config.val_set_size, seed=config.seed)
     get_template(config.template)
+    parse_config({"type": config.adapter, **config.adapter_options})  # adapter options, checked before loading
     if model is None:
         model, tokenizer = load_model(config.model, dtype=config.dtype, device="cpu")
         model_name = getattr(model.config, "_name_or_path", None) or str(config.model)
