@@ -87,6 +87,11 @@ class Task:
     def title(self) -> str:
         return self.display_name or self.name
 
+    def spellings(self) -> tuple[str, ...]:
+        """Every name a user may select this task by (matched case-insensitively): its name, aliases and
+        display name."""
+        return tuple(s for s in (self.name, *self.aliases, self.display_name) if s)
+
     def load(self, data_dir: str | os.PathLike[str] | None = None, limit: int | None = None) -> list[Example]:
         """The task's examples (the first ``limit`` of them), validated. ``data_dir`` is where the user keeps
         data sets (``--data-dir``); a task that makes its own data may ignore it. Raise :class:`TaskDataError`

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 import llm_adapters_eval
+import llm_adapters_gguf
 import llm_adapters_templates
 from llm_adapters.testing import use_plugins
 from llm_adapters_tasks import commonsense_tasks, math_tasks
@@ -17,5 +18,7 @@ ASSETS = REPO / "tests" / "assets" / "tasks"
 
 @pytest.fixture(autouse=True)
 def plugins():
-    with use_plugins(math_tasks, commonsense_tasks, probe_plugin, llm_adapters_templates, llm_adapters_eval) as pm:
+    with use_plugins(
+        math_tasks, commonsense_tasks, probe_plugin, llm_adapters_templates, llm_adapters_eval, llm_adapters_gguf
+    ) as pm:
         yield pm

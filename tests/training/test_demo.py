@@ -53,3 +53,18 @@ def test_demo_writes_summary_consistent_with_its_generations(tmp_path: Path) -> 
     assert saved["paths"]["loss_plot"] == str(out / "loss.png")
     table = lines[-1]
     assert "before (zero-shot)" in table and "after" in table and str(out / "summary.json") in table
+
+
+def test_the_demo_problems_are_a_task_that_evaluation_selects_and_scores() -> None:
+    import llm_adapters_demo
+    from llm_adapters.testing import use_plugins
+    from llm_adapters_eval.runner import select_tasks
+
+    with use_plugins(llm_adapters_demo):
+        (task,) = select_tasks("Arithmetic")
+        examples = task.load(limit=5)
+        assert [e.index for e in examples] == [0, 1, 2, 3, 4]
+        assert len(task.load()) == 100
+        for e in examples:  # each worked answer scores as correct, and a wrong number does not
+            assert task.score(e.output, e, "robust").correct
+            assert not task.score("The answer is 0.5.", e, "reference").correct

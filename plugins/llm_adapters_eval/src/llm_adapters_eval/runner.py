@@ -38,7 +38,7 @@ def select_tasks(spec: str | Sequence[str]) -> list[Task]:
     table = registered()
     lookup: dict[str, str] = {}
     for name, task in table.items():
-        for key in (name, *task.aliases, task.directory, task.display_name):
+        for key in task.spellings():
             if key:
                 lookup.setdefault(key.lower(), name)
                 lookup.setdefault(key.lower().replace("_", "-"), name)
@@ -53,7 +53,7 @@ def select_tasks(spec: str | Sequence[str]) -> list[Task]:
         if names is None and key.replace("_", "-") in lookup:
             names = [lookup[key.replace("_", "-")]]
         if names is None:
-            known = ", ".join(sorted(table)) or "none (install llm-adapters-tasks)"
+            known = ", ".join(sorted(table)) or "none (tasks come from plugins, e.g. llm-adapters-tasks)"
             suite_text = ", ".join(sorted(suites)) or "none"
             raise ConfigError(f"unknown task {item!r}; installed tasks: {known}; suites: {suite_text}")
         chosen.extend(n for n in names if n not in chosen)

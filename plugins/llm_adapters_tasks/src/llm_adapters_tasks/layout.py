@@ -42,6 +42,10 @@ class ReferenceTask(Task):
     def title(self) -> str:
         return self.display_name or self.directory or self.name
 
+    def spellings(self) -> tuple[str, ...]:
+        """The task's names and its data-set folder name (``ARC-Easy``)."""
+        return (*super().spellings(), *((self.directory,) if self.directory else ()))
+
     def data_file(self, data_dir: str | os.PathLike[str] | None = None) -> Path:
         """``<data dir>/dataset/<directory>/test.json``. The folder name is matched case-insensitively when
         the exact spelling is absent (``MAWPS`` for ``mawps``)."""
