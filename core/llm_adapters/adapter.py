@@ -147,8 +147,6 @@ class AdapterType:
     #: roles (or suffixes) used when the config gives no target_modules
     default_targets: ClassVar[tuple[str, ...]] = ()
     default_kind: ClassVar[Kind] = "parallel"
-    #: whether layers of this type can be merged into the base weights (the conformance suite reads it)
-    mergeable: ClassVar[bool] = False
     #: model-level types (prompt-based methods) set this and implement create_model_adapter
     model_level: ClassVar[bool] = False
 

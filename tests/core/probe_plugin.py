@@ -39,18 +39,20 @@ class ProbeLayer(AdapterLayer):
         f = h @ self.down.t() @ self.up.t()
         return f if self.kind == "parallel" else h + f
 
-    def delta_weight(self) -> torch.Tensor:
+    def delta_weight(self) -> torch.Tensor:  # parallel: U V
         return self.up @ self.down
+
+    def input_map(self) -> torch.Tensor:  # pre: x + U V x = (I + U V) x
+        return torch.eye(self.down.shape[1], device=self.down.device) + self.up @ self.down
+
+    def output_map(self) -> torch.Tensor:  # post: y + U V y = (I + U V) y
+        return self.input_map()
 
 
 class Probe(AdapterType):
     name = "probe"
     config_class = ProbeConfig
     default_targets = ("attn.q", "attn.v")
-
-    @property
-    def mergeable(self) -> bool:  # type: ignore[override]
-        return True
 
     def placements(self, config: ProbeConfig) -> list[Placement]:  # type: ignore[override]
         return [Placement(p.target, config.kind, p.regex) for p in super().placements(config)]
@@ -59,8 +61,6 @@ class Probe(AdapterType):
         d_in, d_out = site.features()
         return ProbeLayer(d_in, d_out, config.rank, site.kind)
 
-
-Probe.mergeable = True  # class-level declaration read by the conformance suite
 
 TINY_LLAMA = {
     "model_type": "llama",

@@ -41,12 +41,17 @@ class FamProbeLayer(AdapterLayer):
     def delta_weight(self) -> torch.Tensor:
         return self.up @ self.down  # (d_out, d_in)
 
+    def input_map(self) -> torch.Tensor:  # pre: (I + U V), (d_in, d_in)
+        return torch.eye(self.down.shape[1], device=self.down.device) + self.up @ self.down
+
+    def output_map(self) -> torch.Tensor:  # post: (I + U V), (d_out, d_out)
+        return self.input_map()
+
 
 class FamProbe(AdapterType):
     name = "famprobe"
     config_class = FamProbeConfig
     default_targets = ("attn.q", "attn.v")
-    mergeable = True
 
     def placements(self, config: FamProbeConfig) -> list[Placement]:  # type: ignore[override]
         return [Placement(p.target, config.kind, p.regex) for p in super().placements(config)]

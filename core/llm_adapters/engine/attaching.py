@@ -18,12 +18,14 @@ from ..errors import AdapterStateError, TargetError
 from ..family import ModelFamily
 from ..registry import get_adapter_type
 from .merging import unmerge
-from .model_level import attach_model_level
+from .model_level import attach_model_level, remove_model_level
 from .removal import remove_adapter
 from .state import (
     HALF,
     NAME_RE,
+    STATE_ATTR,
     AdapterRecord,
+    AdapterState,
     SiteRecord,
     _apply_active,
     _freeze_base,
@@ -33,6 +35,7 @@ from .state import (
     _state,
     _unwrap,
     _wrapper,
+    has_adapters,
     model_family,
 )
 from .targets import ResolvedSite, resolve_targets
@@ -47,30 +50,55 @@ def attach(model: nn.Module, config: AdapterConfig | dict[str, Any], *, name: st
     cfg = parse_config(config)
     if not NAME_RE.match(name):
         raise AdapterStateError(f"adapter name {name!r} must start with a letter and use only letters, digits, _ and -")
-    state = _state(model, create=True)
-    if name in state.records:
+    if has_adapters(model) and name in _state(model).records:
         raise AdapterStateError(
             f"an adapter named {name!r} is already attached; detach it first or choose another name"
         )
     atype = get_adapter_type(cfg.type)()
     family = model_family(model)
+    placements = None if atype.model_level else atype.placements(cfg)
+    sites = [] if placements is None else resolve_targets(model, placements, family, adapter=cfg.type)
+    # from here on the model changes: any failure puts it back exactly as it was
+    fresh = not has_adapters(model)
+    state = _state(model, create=True)
     record = AdapterRecord(name, atype, cfg, model_level=atype.model_level)
+    touched: list[str] = []
     try:
+        _freeze_base(model, state)
         if atype.model_level:
             attach_model_level(model, state, record, family)
-        else:
-            sites = resolve_targets(model, atype.placements(cfg), family, adapter=cfg.type)
-            _freeze_base(model, state)
-            for site in sites:
-                _attach_site(model, record, site, family)
-    except Exception:
-        state.records[name] = record
-        detach(model, name)
+        for site in sites:
+            touched.append(site.module_path)
+            _attach_site(model, record, site, family)
+    except BaseException:
+        _roll_back(model, state, record, touched, fresh)
         raise
     state.records[name] = record
     state.active.append(name)
     _apply_active(model, state)
     return model
+
+
+def _roll_back(model: nn.Module, state: AdapterState, record: AdapterRecord, paths: list[str], fresh: bool) -> None:
+    """Undo a failed attach: the layers placed so far, wrappers left empty, a model-level module and its
+    hooks, and (when this attach created the adapter state) the ``requires_grad`` flags and the state."""
+    for path in dict.fromkeys(paths):
+        try:
+            wrapper = _wrapper(model, path, create=False)
+        except AdapterStateError:
+            continue
+        wrapper.remove(record.name)
+        if wrapper.empty:
+            _unwrap(model, path, wrapper)
+    if record.model_level:
+        remove_model_level(model, state, record.name)
+    if fresh:
+        for pname, p in model.named_parameters():
+            if pname in state.requires_grad:
+                p.requires_grad_(state.requires_grad[pname])
+        del model.__dict__[STATE_ATTR]
+    else:
+        _apply_active(model, state)
 
 
 def _attach_site(model: nn.Module, record: AdapterRecord, rs: ResolvedSite, family: ModelFamily | None) -> None:
@@ -110,8 +138,6 @@ def _attach_site(model: nn.Module, record: AdapterRecord, rs: ResolvedSite, fami
         with torch.device(device):
             layer = record.adapter_type.create_layer(record.config, site)
     except TypeError as exc:
-        if wrapper.empty:
-            _unwrap(model, rs.module_path, wrapper)
         raise TargetError(
             f"adapter {record.config.type!r} cannot be placed on {rs.module_path} ({type(base).__name__}): {exc}"
         ) from None

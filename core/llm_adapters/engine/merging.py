@@ -1,4 +1,10 @@
-"""Merging adapters into the base weights and taking them back out."""
+"""Merging adapters into the base weights and taking them back out.
+
+Each wrapped module folds its merged layers in at once (see :mod:`llm_adapters.engine.wrapper` for the rules
+and the copy of the original tensors that makes every cycle exact). A merge is all or nothing: every module
+is checked before any weight changes, and a module that fails (say ``safe=True`` finds a non-finite weight)
+puts back the modules merged before it.
+"""
 
 from __future__ import annotations
 
@@ -9,29 +15,56 @@ from .removal import remove_adapter
 from .state import _names, _state, _wrapper
 
 
-def merge(model: nn.Module, name: str | list[str] | None = None, *, unload: bool = False) -> nn.Module:
-    """Fold mergeable adapters (default: every active one) into the base weights exactly.
+def _modules(model: nn.Module, state, names: list[str]):  # type: ignore[no-untyped-def]
+    """The wrappers that hold layers of ``names``, each once, in order."""
+    paths = dict.fromkeys(site.module_path for n in names for site in state.records[n].sites)
+    return [_wrapper(model, path, create=False) for path in paths]
 
-    Merging twice is a no-op. With ``unload=True`` the merged adapters are then removed, leaving a plain
-    model whose weights carry them (for export).
+
+def merge(
+    model: nn.Module, name: str | list[str] | None = None, *, safe: bool = False, unload: bool = False
+) -> nn.Module:
+    """Fold adapters (default: every active one) into the base weights exactly.
+
+    Merging twice is a no-op. ``safe=True`` checks that the merged weights are finite before anything
+    changes. With ``unload=True`` the merged adapters are then removed, leaving a plain model whose weights
+    carry them (for export). An adapter merges when every one of its layers declares ``mergeable``; model-level
+    adapters (prompt-based methods) never do.
     """
     state = _state(model)
     names = _names(state, name, what="merge") if name is not None else list(state.active)
     for n in names:
         rec = state.records[n]
-        if not rec.adapter_type.mergeable:
+        if rec.model_level:
             raise AdapterStateError(
-                f"adapter {n!r} ({rec.config.type}) cannot be merged: its function is not a weight change"
+                f"adapter {n!r} ({rec.config.type}) cannot be merged: it acts on the model's inputs and cache, "
+                "not on a weight"
             )
         if n not in state.active:
             raise AdapterStateError(f"adapter {n!r} is not active; activate it with set_active before merging")
-    for n in names:  # check everything before changing any weight
-        for site in state.records[n].sites:
-            _wrapper(model, site.module_path, create=False).check_mergeable(n)
-    for n in names:
-        for site in state.records[n].sites:
-            _wrapper(model, site.module_path, create=False).merge(n)
-        state.merged.add(n)
+        for site in rec.sites:
+            layer = _wrapper(model, site.module_path, create=False).adapters[n][site.slot]
+            if not layer.mergeable:
+                raise AdapterStateError(
+                    f"adapter {n!r} ({rec.config.type}) cannot be merged: its {site.slot!r} layer "
+                    f"({type(layer).__name__}) does not declare mergeable = True (its function is not a linear "
+                    "change of the base weight)"
+                )
+    todo = [n for n in names if n not in state.merged]
+    wrappers = _modules(model, state, todo)
+    for wrapper in wrappers:  # check everything before changing any weight
+        wrapper.check_mergeable(todo)
+    done = []
+    try:
+        for wrapper in wrappers:
+            wrapper.merge(todo, safe=safe)
+            done.append(wrapper)
+    except BaseException:
+        for wrapper in reversed(done):
+            for n in todo:
+                wrapper.unmerge(n)
+        raise
+    state.merged.update(todo)
     if unload:
         for n in names:
             for site in state.records[n].sites:
@@ -41,13 +74,12 @@ def merge(model: nn.Module, name: str | list[str] | None = None, *, unload: bool
 
 
 def unmerge(model: nn.Module, name: str | list[str] | None = None) -> nn.Module:
-    """Take merged adapters (default: all) back out of the base weights."""
+    """Take merged adapters (default: all) back out of the base weights; with nothing left merged, the base
+    tensors are bit for bit what they were before the first merge."""
     state = _state(model)
     names = _names(state, name, what="unmerge") if name is not None else list(state.merged)
-    for n in names:
-        if n not in state.merged:
-            continue
-        for site in reversed(state.records[n].sites):
-            _wrapper(model, site.module_path, create=False).unmerge(n)
+    for n in [n for n in names if n in state.merged]:
+        for wrapper in _modules(model, state, [n]):
+            wrapper.unmerge(n)
         state.merged.discard(n)
     return model

@@ -62,6 +62,8 @@ class AdapterInfo:
     merged: bool
     sites: int
     parameters: int
+    #: whether every layer of the adapter declares ``mergeable`` (model-level adapters never merge)
+    mergeable: bool = False
 
 
 def _state(model: nn.Module, *, create: bool = False) -> AdapterState:
@@ -163,9 +165,18 @@ def list_adapters(model: nn.Module) -> list[AdapterInfo]:
                 merged=name in state.merged,
                 sites=len(rec.sites),
                 parameters=sum(t.numel() for t in adapter_parameters(model, name).values()),
+                mergeable=_mergeable(model, rec),
             )
         )
     return out
+
+
+def _mergeable(model: nn.Module, rec: AdapterRecord) -> bool:
+    if rec.model_level or not rec.sites:
+        return False
+    return all(
+        _wrapper(model, site.module_path, create=False).adapters[rec.name][site.slot].mergeable for site in rec.sites
+    )
 
 
 def adapter_parameters(model: nn.Module, name: str) -> dict[str, nn.Parameter]:

@@ -8,6 +8,17 @@ Composition order, for the active adapters in the order they were attached::
 
 A layer placed on a *part* of a fused projection (say the query rows of GPT-2's ``c_attn``) reads and
 writes only that part's output features. Merged layers are folded into the base weight and skipped here.
+
+Merging (see :meth:`AdaptedModule.merge`) folds every merged layer of the module into the weight and bias
+at once, from a copy of the original base tensors kept while anything is merged, in the composition order::
+
+    W' = Q_n ... Q_1 (W + sum_i dW_i) P_n ... P_1          b' = Q_n(...(Q_1 (b + sum_i db_i) + t_1)...) + t_n
+
+with ``dW_i, db_i`` the parallel layers' ``delta_weight()`` / ``delta_bias()``, ``P_k`` the pre layers'
+``input_map()`` and ``Q_k, t_k`` the post layers' ``output_map()`` / ``output_shift()`` (a map is a
+per-channel vector or a square matrix). Unmerging the last merged layer copies the original back, so every
+merge / unmerge / detach cycle returns the base tensors bit for bit, in any dtype. The copy costs the size of
+the merged modules' weights and biases, and is freed when nothing is merged (or when the merge is unloaded).
 Adapter layers keep their own parameter dtype (float32 when the base is half precision); inputs are cast to
 it and results cast back to the activation dtype.
 """
@@ -43,8 +54,10 @@ class AdaptedModule(nn.Module):
         self.transposed = is_conv1d(base)
         self._parts: dict[str, torch.Tensor] = {}  # part -> output indices
         self._slot_parts: dict[tuple[str, str], str | None] = {}
+        self._kinds: dict[tuple[str, str], str] = {}  # (name, slot) -> pre / parallel / post
         self._active: list[str] = []
-        self._merged: dict[tuple[str, str], torch.Tensor | None] = {}
+        self._merged: dict[tuple[str, str], None] = {}  # merged (name, slot) keys, in the order merged
+        self._saved: tuple[torch.Tensor, torch.Tensor | None] | None = None  # original weight and bias
         self._plan: dict[str, list[tuple[AdapterLayer, torch.Tensor | None]]] = {}
         self._replan()
 
@@ -100,7 +113,7 @@ class AdaptedModule(nn.Module):
         if slot in self.adapters[name]:
             raise AdapterStateError(f"adapter {name!r} already has a {slot!r} layer on this module")
         self.adapters[name][slot] = layer
-        layer._llm_kind = kind  # type: ignore[attr-defined]
+        self._kinds[(name, slot)] = kind
         self._slot_parts[(name, slot)] = part
         self._replan()
         return slot
@@ -108,10 +121,11 @@ class AdaptedModule(nn.Module):
     def remove(self, name: str) -> None:
         if name not in self.adapters:
             return
+        if any(key[0] == name for key in self._merged):
+            self.unmerge(name)
         for slot in list(self.adapters[name].keys()):
-            if (name, slot) in self._merged:
-                self.unmerge(name)
             self._slot_parts.pop((name, slot), None)
+            self._kinds.pop((name, slot), None)
         del self.adapters[name]
         if name in self._active:
             self._active.remove(name)
@@ -136,7 +150,7 @@ class AdaptedModule(nn.Module):
                 if (name, slot) in self._merged:
                     continue
                 part = self._slot_parts[(name, slot)]
-                plan[layer._llm_kind].append((layer, self._parts.get(part) if part else None))
+                plan[self._kinds[(name, slot)]].append((layer, self._parts.get(part) if part else None))
         self._plan = plan
 
     # ---- forward --------------------------------------------------------------------------------
@@ -155,7 +169,7 @@ class AdaptedModule(nn.Module):
             idx = idx if idx is None or idx.device == y.device else idx.to(y.device)
             ldt = _dtype(layer, y.dtype)
             base_out = None
-            if getattr(layer, "uses_base_output", False):
+            if layer.uses_base_output:
                 base_out = (out if idx is None else out.index_select(-1, idx)).to(ldt)
             delta = layer(x.to(ldt), base_out).to(y.dtype)
             y = y + delta if idx is None else y.index_add(-1, idx, delta)
@@ -168,56 +182,158 @@ class AdaptedModule(nn.Module):
         return (y, *rest) if rest else y
 
     # ---- merging --------------------------------------------------------------------------------
-    @torch.no_grad()
-    def _apply_delta(self, delta: torch.Tensor, part: str | None, sign: float) -> None:
-        w = self.base.weight
-        idx = self.part_indices(part, w.device)
-        d = (sign * delta).to(w.dtype)  # (out_part, in)
-        if self.transposed:  # Conv1D keeps (in, out)
-            if idx is None:
-                w.add_(d.t())
-            else:
-                w.index_add_(1, idx, d.t())
-        elif idx is None:
-            w.add_(d)
-        else:
-            w.index_add_(0, idx, d)
+    def _slots(self, names: list[str] | set[str]) -> list[tuple[str, str]]:
+        """The ``(name, slot)`` keys of ``names`` on this module, in attachment order."""
+        return [(n, slot) for n in self.adapters if n in names for slot in self.adapters[n]]
 
-    def check_mergeable(self, name: str) -> None:
-        for slot, layer in self.adapters[name].items():
-            if not layer.mergeable or layer._llm_kind != "parallel":
+    def check_mergeable(self, names: list[str]) -> None:
+        """Raise (changing nothing) unless merging ``names`` here is exact: every layer of theirs declares
+        ``mergeable``, and when a ``pre`` or ``post`` layer is folded in, no active layer of this module stays
+        unmerged (the composition order would change); no unmerged active layer reads the base weight."""
+        wanted = set(self._merged) | set(self._slots(names))
+        for name, slot in self._slots(names):
+            layer = self.adapters[name][slot]
+            if not layer.mergeable:
                 raise AdapterStateError(
-                    f"adapter {name!r}: its {slot!r} layer ({type(layer).__name__}) cannot be merged; only "
-                    "mergeable layers of kind 'parallel' fold into the base weight"
+                    f"adapter {name!r}: its {slot!r} layer ({type(layer).__name__}) cannot be merged: it does not "
+                    "declare mergeable = True (its function is not a linear change of the base weight)"
                 )
+        active = self._slots(set(self._active))
+        left = [key for key in active if key not in wanted]
+        rescales = [key for key in wanted if self._kinds[key] in ("pre", "post")]
+        if rescales and left:
+            raise AdapterStateError(
+                f"cannot merge {', '.join(sorted({n for n, _ in self._slots(names)}))}: its {rescales[0][1]!r} "
+                f"layer rescales the base weight, so every active adapter on this module must be merged with it "
+                f"(still unmerged: {', '.join(sorted({n for n, _ in left}))}); merge them together"
+            )
+        readers = [key for key in left if self.adapters[key[0]][key[1]].delta_uses_base_weight]
+        if readers:
+            raise AdapterStateError(
+                f"cannot merge {', '.join(sorted({n for n, _ in self._slots(names)}))} here: the active, unmerged "
+                f"adapter {readers[0][0]!r} reads the base weight in its forward, which merging would change; "
+                "merge it too, or deactivate it first"
+            )
 
-    def merge(self, name: str) -> None:
-        self.check_mergeable(name)
-        for slot, layer in self.adapters[name].items():
-            if (name, slot) in self._merged:
-                continue  # merging twice is a no-op
-            delta = layer.delta_weight().detach()
-            self._apply_delta(delta, self._slot_parts[(name, slot)], +1.0)
-            self._merged[(name, slot)] = delta if layer.delta_uses_base_weight else None
+    def _base_tensors(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        b = getattr(self.base, "bias", None)
+        return self.base.weight, (b if isinstance(b, torch.Tensor) else None)
+
+    @torch.no_grad()
+    def _fold(self, keys: list[tuple[str, str]]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The base weight ``(out, in)`` and bias with the layers ``keys`` folded in (float32 arithmetic, the
+        base's dtype out). The live base tensors must hold the originals (delta_weight may read them)."""
+        w_live, b_live = self._base_tensors()
+        w = (w_live.t() if self.transposed else w_live).float().clone()  # (out, in)
+        b = None if b_live is None else b_live.float().clone()
+        order = {"parallel": 0, "pre": 1, "post": 2}
+        ranked = sorted(keys, key=lambda k: order[self._kinds[k]])  # stable: attachment order within a kind
+        pres = [k for k in ranked if self._kinds[k] == "pre"]
+        for key in ranked:
+            layer, kind = self.adapters[key[0]][key[1]], self._kinds[key]
+            idx = self.part_indices(self._slot_parts[key], w.device)
+            where = f"adapter {key[0]!r}, {key[1]!r} layer ({type(layer).__name__})"
+            if kind == "parallel":
+                dw = layer.delta_weight().detach().float()  # (out_part, in)
+                w = w + dw if idx is None else w.index_add(0, idx, dw)
+                db = layer.delta_bias()
+                if db is not None:
+                    if b is None:
+                        raise AdapterStateError(f"{where}: cannot merge a bias change into a module without a bias")
+                    db = db.detach().float()
+                    b = b + db if idx is None else b.index_add(0, idx, db)
+            elif kind == "post":
+                q = layer.output_map().detach().float()  # (out_part,) per channel, or (out_part, out_part)
+                t = layer.output_shift()
+                rows = w if idx is None else w.index_select(0, idx)
+                rows = q[:, None] * rows if q.dim() == 1 else q @ rows
+                w = rows if idx is None else w.index_copy(0, idx, rows)
+                if b is not None:
+                    bb = b if idx is None else b.index_select(0, idx)
+                    bb = q * bb if q.dim() == 1 else q @ bb
+                    if t is not None:
+                        bb = bb + t.detach().float()
+                    b = bb if idx is None else b.index_copy(0, idx, bb)
+                elif t is not None:
+                    raise AdapterStateError(f"{where}: cannot merge an output shift into a module without a bias")
+        for key in reversed(pres):  # x' = P_n ... P_1 x, so W' = W P_n ... P_1
+            p = self.adapters[key[0]][key[1]].input_map().detach().float()  # (in,) or (in, in)
+            w = w * p[None, :] if p.dim() == 1 else w @ p
+        return w, b
+
+    @torch.no_grad()
+    def _write(self, w: torch.Tensor, b: torch.Tensor | None) -> None:
+        w_live, b_live = self._base_tensors()
+        w_live.copy_(w.t() if self.transposed else w)
+        if b_live is not None and b is not None:
+            b_live.copy_(b)
+
+    @torch.no_grad()
+    def merge(self, names: list[str], *, safe: bool = False) -> None:
+        """Fold the layers of ``names`` into the base weight and bias (together with those already merged).
+        With ``safe=True`` the result is checked to be finite before anything changes. On any failure the
+        base tensors are left as they were."""
+        keys = [k for k in self._slots(names) if k not in self._merged]
+        if not keys:
+            return  # merging twice is a no-op
+        self.check_mergeable(names)
+        w_live, b_live = self._base_tensors()
+        if self._saved is None:
+            saved = (w_live.detach().clone(), None if b_live is None else b_live.detach().clone())
+        else:
+            saved = self._saved
+            self._write(saved[0].t() if self.transposed else saved[0], saved[1])  # the layers read the original
+        try:
+            w, b = self._fold([*self._merged, *keys])
+            if safe and not (torch.isfinite(w).all() and (b is None or torch.isfinite(b).all())):
+                raise AdapterStateError(
+                    f"merging {', '.join(sorted(set(names)))} gives non-finite weights in this module; nothing "
+                    "was merged (check the adapter's weights for inf / nan)"
+                )
+        except BaseException:
+            if self._saved is not None:  # put back the weights with what was merged before
+                self._write(*self._fold(list(self._merged)))
+            raise
+        self._saved = saved
+        self._write(w, b)
+        for key in keys:
+            self._merged[key] = None
         self._replan()
 
+    @torch.no_grad()
     def unmerge(self, name: str) -> None:
-        for slot, layer in self.adapters[name].items():
-            if (name, slot) not in self._merged:
-                continue
-            cached = self._merged.pop((name, slot))
-            delta = cached if cached is not None else layer.delta_weight().detach()
-            self._apply_delta(delta, self._slot_parts[(name, slot)], -1.0)
+        """Take ``name``'s layers out of the base tensors. When nothing stays merged the original tensors are
+        copied back, bit for bit."""
+        keys = [k for k in self._merged if k[0] == name]
+        if not keys or self._saved is None:
+            return
+        for key in keys:
+            del self._merged[key]
+        w0, b0 = self._saved
+        w_live, b_live = self._base_tensors()
+        w_live.copy_(w0)
+        if b_live is not None and b0 is not None:
+            b_live.copy_(b0)
+        if self._merged:
+            self._write(*self._fold(list(self._merged)))
+        else:
+            self._saved = None
         self._replan()
 
     def forget_merge(self, name: str) -> None:
-        """Drop the merge bookkeeping (the delta stays in the base weight): used when unloading."""
+        """Drop the merge bookkeeping of ``name`` (its change stays in the base tensors): used when unloading."""
         for key in [k for k in self._merged if k[0] == name]:
             del self._merged[key]
+        if not self._merged:
+            self._saved = None
         self._replan()
 
     def extra_repr(self) -> str:
         return f"active={self._active}, merged={sorted({n for n, _ in self._merged})}"
+
+    def kind_of(self, name: str, slot: str) -> str:
+        """The kind (pre, parallel, post) of adapter ``name``'s layer in ``slot``."""
+        return self._kinds[(name, slot)]
 
 
 def _dtype(layer: nn.Module, fallback: torch.dtype) -> torch.dtype:

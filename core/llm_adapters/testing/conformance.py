@@ -9,7 +9,7 @@ Use it from an adapter package's tests::
 
 The class collects one test per check and installed family (families come from the installed plugins, each
 giving a ``tiny_config``). Checks that do not apply to a type are skipped *by declaration*: merging is
-checked only when the type sets ``mergeable = True``. Set ``families`` to restrict the families, and
+checked only when the attached adapter's layers declare ``mergeable = True`` (on each family). Set ``families`` to restrict the families, and
 ``skip_families`` (family name -> reason) to declare families the type does not support.
 """
 
@@ -56,7 +56,7 @@ class AdapterConformance:
     skip_families: ClassVar[dict[str, str]] = {}
     #: tolerance for "identical" outputs
     atol: ClassVar[float] = 1e-5
-    #: whether merging applies to this config; None: the adapter type's own ``mergeable`` declaration
+    #: whether merging applies to this config; None: what the attached adapter's layers declare
     mergeable: ClassVar[bool | None] = None
 
     # ---- parametrisation --------------------------------------------------------------------------
@@ -93,11 +93,10 @@ class AdapterConformance:
         _perturb(model, name)
         return model
 
-    @property
-    def _mergeable(self) -> bool:
+    def _mergeable(self, model: nn.Module) -> bool:
         if self.mergeable is not None:
             return self.mergeable
-        return bool(get_adapter_type(self.config["type"]).mergeable)
+        return la.list_adapters(model)[0].mergeable
 
     # ---- checks -----------------------------------------------------------------------------------
     def test_config_fields_are_described_and_defaults_valid(self) -> None:
@@ -160,10 +159,10 @@ class AdapterConformance:
         torch.testing.assert_close(_logits(model, ids, mask), ref, atol=0, rtol=0)
 
     def test_merge_equals_unmerged(self, family: str, inputs: Any) -> None:
-        if not self._mergeable:
-            pytest.skip(f"{self.config} declares mergeable = False")
         ids, mask = inputs
         model = self._attached(family)
+        if not self._mergeable(model):
+            pytest.skip(f"{self.config}: its layers declare mergeable = False")
         before = {n: p.detach().clone() for n, p in model.named_parameters() if not p.requires_grad}
         unmerged = _logits(model, ids, mask)
         la.merge(model)

@@ -20,7 +20,6 @@ class LoRA(AdapterType):
     description = "LoRA low-rank update of linear maps (rsLoRA scale and DoRA as options); mergeable"
     default_targets = PRESETS["reference"]
     default_kind = "parallel"
-    mergeable = True
 
     def placements(self, config: LoRAConfig) -> list[Placement]:  # type: ignore[override]
         targets = config.targets()

@@ -22,7 +22,6 @@ class ParallelAdapter(AdapterType):
     description = "Parallel bottleneck adapter, constant or learned scale (He et al. 2022, Hu et al. 2023)"
     default_targets = PRESETS["reference"]
     default_kind = "parallel"
-    mergeable = False  # the bottleneck is non-linear: no weight change equals it
 
     def placements(self, config: ParallelConfig) -> list[Placement]:  # type: ignore[override]
         targets = config.targets()

@@ -22,7 +22,6 @@ class SeriesAdapter(AdapterType):
     description = "Series bottleneck adapter (AdapterH / AdapterP; Houlsby et al. 2019, Hu et al. 2023)"
     default_targets = tuple(role for role, _, _ in VARIANTS["adapterh"])
     default_kind = "post"
-    mergeable = False  # the bottleneck is non-linear: no weight change equals it
 
     def placements(self, config: SeriesConfig) -> list[Placement]:  # type: ignore[override]
         if config.placement is not None:

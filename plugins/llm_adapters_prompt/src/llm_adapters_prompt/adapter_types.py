@@ -32,7 +32,6 @@ class PrefixTuning(AdapterType):
     config_class = PrefixConfig
     description: ClassVar[str] = "Prefix tuning (Li & Liang, 2021): learned keys and values in every attention layer"
     model_level: ClassVar[bool] = True
-    mergeable: ClassVar[bool] = False
 
     def create_model_adapter(  # type: ignore[override]
         self, config: PrefixConfig, model: nn.Module, dims: AttentionDims | None
@@ -66,7 +65,6 @@ class PromptTuning(AdapterType):
     config_class = PromptConfig
     description: ClassVar[str] = "Prompt tuning (Lester et al., 2021): learned embeddings before the input"
     model_level: ClassVar[bool] = True
-    mergeable: ClassVar[bool] = False
 
     def create_model_adapter(  # type: ignore[override]
         self, config: PromptConfig, model: nn.Module, dims: AttentionDims | None
@@ -94,7 +92,6 @@ class PTuning(AdapterType):
     config_class = PTuningConfig
     description: ClassVar[str] = "P-tuning (Liu et al., 2021): virtual tokens from an MLP or LSTM prompt encoder"
     model_level: ClassVar[bool] = True
-    mergeable: ClassVar[bool] = False
 
     def create_model_adapter(  # type: ignore[override]
         self, config: PTuningConfig, model: nn.Module, dims: AttentionDims | None

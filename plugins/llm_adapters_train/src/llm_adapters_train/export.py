@@ -12,7 +12,6 @@ from torch import nn
 
 from llm_adapters.engine import list_adapters, merge
 from llm_adapters.errors import AdapterStateError
-from llm_adapters.registry import get_adapter_type
 
 
 def export_merged(
@@ -22,8 +21,15 @@ def export_merged(
     tokenizer) to ``output`` as safetensors. The directory is written under a temporary name and renamed, so
     an interrupted export never leaves a half-written checkpoint. Non-mergeable adapters are refused: their
     adapter directory is already the artifact to share."""
-    infos = [a for a in list_adapters(model) if a.active]
-    refused = [f"{a.name} ({a.type})" for a in infos if not get_adapter_type(a.type).mergeable]
+    attached = list_adapters(model)
+    inactive = [a.name for a in attached if not a.active]
+    if inactive:
+        raise AdapterStateError(
+            f"cannot export: adapter(s) {', '.join(inactive)} are attached but inactive, and an exported checkpoint "
+            "holds only what is merged. Activate them (set_active) to merge them too, or detach them first"
+        )
+    infos = [a for a in attached if a.active]
+    refused = [f"{a.name} ({a.type})" for a in infos if not a.mergeable]
     if refused:
         raise AdapterStateError(
             f"cannot merge {', '.join(refused)} into the base weights: these adapter types are not weight "
