@@ -91,7 +91,8 @@ def test_non_mergeable_adapters_are_refused(base_dir: Path, tmp_path: Path) -> N
         assert not la.list_adapters(model)[0].mergeable
         with pytest.raises(AdapterStateError, match=r"cannot merge default \(squash\) into the base weights"):
             export_merged(model, None, tmp_path / "out")
-        with pytest.raises(AdapterStateError, match=r"adapter 'default' \(squash\) cannot be merged: its 'parallel' layer \(Squash\) does not declare"):
+        refused = r"adapter 'default' \(squash\) cannot be merged: its 'parallel' layer \(Squash\) does not declare"
+        with pytest.raises(AdapterStateError, match=refused):
             la.merge(model)
     assert not (tmp_path / "out").exists()
 
