@@ -10,7 +10,8 @@ Use it from an adapter package's tests::
 The class collects one test per check and installed family (families come from the installed plugins, each
 giving a ``tiny_config``). Checks that do not apply to a type are skipped *by declaration*: merging is
 checked only when the attached adapter's layers declare ``mergeable = True`` (on each family). Set
-``families`` to restrict the families, and ``skip_families`` (family name -> reason) to declare families the type does not support.
+``families`` to restrict the families, and ``skip_families`` (family name -> reason) to declare families the
+type does not support.
 """
 
 from __future__ import annotations
