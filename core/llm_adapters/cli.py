@@ -130,15 +130,48 @@ def _debug() -> bool:
     return os.environ.get(ENV_DEBUG, "").strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int, *args: Any) -> None:
+    """Our own warnings as one clean line on stderr (no file, line or source echo); others as Python shows
+    them."""
+    text = str(message)
+    if text.startswith("llm-adapters") or "llm_adapters" in filename.replace("-", "_"):
+        click.echo(text if text.startswith("llm-adapters") else f"llm-adapters: warning: {text}", err=True)
+    else:
+        _python_show_warning(message, category, filename, lineno, *args)
+
+
+_python_show_warning = warnings.showwarning
+
+
 def main(argv: list[str] | None = None) -> None:
+    from .plugins import deferred_strict, failures, get_plugin_manager, strict
+
     warnings.filterwarnings("default", module="llm_adapters")
+    warnings.showwarning = _show_warning
+    args = sys.argv[1:] if argv is None else list(argv)
     try:
-        group = build_cli()
-    except LLMAdaptersError as exc:  # e.g. a failing plugin under LLM_ADAPTERS_STRICT_PLUGINS=1
+        with deferred_strict():  # list every failing plugin before strict mode refuses
+            group = build_cli()
+            if strict():
+                from .registry import get_registry
+
+                get_registry(allow_conflicts=True)
+    except LLMAdaptersError as exc:
         click.echo(f"Error: {exc}", err=True)
         raise SystemExit(1) from None
+    failed = failures(get_plugin_manager()) if strict() else []
+    if failed:
+        command = next((a for a in args if not a.startswith("-")), None)
+        if command == "plugins":  # strict mode still lists, then fails
+            try:
+                group.main(args=args, prog_name="llm-adapters", standalone_mode=False)
+            except click.ClickException:
+                pass
+        for line in failed:
+            click.echo(f"Error: {line} (LLM_ADAPTERS_STRICT_PLUGINS is set)", err=True)
+        raise SystemExit(1)
     try:
-        group.main(args=argv, prog_name="llm-adapters", standalone_mode=False)
+        group.main(args=args, prog_name="llm-adapters", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         raise SystemExit(130) from None

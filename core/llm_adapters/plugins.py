@@ -17,7 +17,8 @@ import importlib.metadata as md
 import os
 import re
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -111,7 +112,7 @@ class PluginManager(pluggy.PluginManager):
 
     def _fail(self, record: PluginRecord, error: str) -> None:
         record.error = error
-        if strict():
+        if strict() and not _deferred:
             raise PluginError(f"plugin {record.name!r}: {error}")
         warnings.warn(f"llm-adapters: skipping plugin {record.name!r}: {error}", stacklevel=3)
 
@@ -145,6 +146,26 @@ class PluginManager(pluggy.PluginManager):
                 self.subset_hook_caller(hook_name, remove_plugins=others)(**kwargs_for(name))
             except Exception as exc:
                 self.fail_plugin(name, f"{type(exc).__name__} in {hook_name}: {exc}")
+
+
+_deferred = 0
+
+
+@contextmanager
+def deferred_strict() -> Iterator[None]:
+    """Within the block a failing plugin is recorded (and warned about) even in strict mode, so that the
+    caller can list every failure first and then refuse (the CLI does this)."""
+    global _deferred
+    _deferred += 1
+    try:
+        yield
+    finally:
+        _deferred -= 1
+
+
+def failures(pm: PluginManager) -> list[str]:
+    """``plugin 'name': error`` for every plugin that failed to load or register."""
+    return [f"plugin {name!r}: {r.error}" for name, r in pm.records.items() if r.error is not None]
 
 
 def strict() -> bool:

@@ -285,6 +285,7 @@ class AdaptedModule(nn.Module):
             self._write(saved[0].t() if self.transposed else saved[0], saved[1])  # the layers read the original
         try:
             w, b = self._fold([*self._merged, *keys])
+            w, b = w.to(w_live.dtype), None if b is None or b_live is None else b.to(b_live.dtype)  # as stored
             if safe and not (torch.isfinite(w).all() and (b is None or torch.isfinite(b).all())):
                 raise AdapterStateError(
                     f"merging {', '.join(sorted(set(names)))} gives non-finite weights in this module; nothing "
