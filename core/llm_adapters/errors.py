@@ -37,3 +37,7 @@ class AdapterStateError(LLMAdaptersError, ValueError):
 
 class ModelLoadError(LLMAdaptersError):
     """A model could not be found or loaded."""
+
+
+class OutputError(LLMAdaptersError, OSError):
+    """An output location cannot be used: a file, not writable, full, or being written by another run."""

@@ -58,3 +58,122 @@ def dumps_json(value: Any, **kwargs: Any) -> str:
 def write_json(path: str | os.PathLike[str], value: Any, *, indent: int | None = 2) -> Path:
     """Write ``value`` as strict JSON (see :func:`dumps_json`) to ``path`` atomically, newline-terminated."""
     return atomic_write_text(path, dumps_json(value, indent=indent) + "\n")
+
+
+# ---- output directories ---------------------------------------------------------------------------
+LOCK_NAME = ".llm-adapters.lock"
+
+
+def check_output_dir(path: str | os.PathLike[str], *, what: str, need_bytes: int = 0, create: bool = True) -> Path:
+    """Make sure ``path`` can receive output before any long work: not a file, creatable and writable, with
+    ``need_bytes`` free. Creates the directory (with ``create=False``, checks the nearest existing folder
+    above it instead and creates nothing). Raises :class:`OutputError` naming the problem and the fix."""
+    from .errors import OutputError
+
+    out = Path(path).expanduser()
+    for above in out.parents:
+        if above.exists() and not above.is_dir():
+            raise OutputError(f"{what}: {str(above)!r} (above the output {str(out)!r}) is a file, not a directory")
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"{what}: the output {str(out)!r} is a file, not a directory; choose a directory")
+    where = out
+    if create:
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(
+                f"{what}: cannot create the output directory {str(out)!r}: {exc.strerror or exc}"
+            ) from None
+    else:
+        where = next(p for p in (out, *out.parents) if p.exists())
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".write-test.", dir=where)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise OutputError(
+            f"{what}: the output directory {str(out)!r} is not writable ({exc.strerror or exc}); choose another "
+            "directory or fix its permissions"
+        ) from None
+    if need_bytes:
+        import shutil
+
+        free = shutil.disk_usage(where).free
+        if free < need_bytes:
+            raise OutputError(
+                f"{what}: {str(out)!r} has {free / 2**20:.0f} MiB free, and {need_bytes / 2**20:.0f} MiB are needed; "
+                "free some space or choose another directory"
+            )
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _age(path: Path) -> float:
+    import time
+
+    try:
+        return time.time() - path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+class OutputLock:
+    """One writer per output directory: a lock file holding the owner's pid, host and command, created
+    atomically (``O_EXCL``). A second writer gets a clear error at once; a lock left by a process that no
+    longer runs on this host is stale and taken over (with a note). Use as a context manager."""
+
+    def __init__(self, directory: str | os.PathLike[str], what: str) -> None:
+        self.path = Path(directory) / LOCK_NAME
+        self.what = what
+        self.held = False
+
+    def __enter__(self) -> OutputLock:
+        import json
+        import socket
+        import warnings
+
+        from .errors import OutputError
+
+        me = {"pid": os.getpid(), "host": socket.gethostname(), "command": self.what}
+        for _ in range(2):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                try:
+                    owner = json.loads(self.path.read_text(encoding="utf-8"))
+                except (OSError, ValueError):
+                    owner = {}
+                here = owner.get("host") == me["host"] and isinstance(owner.get("pid"), int)
+                stale = (here and not _alive(owner["pid"])) or (not owner and _age(self.path) > 10)
+                if stale:
+                    warnings.warn(
+                        f"llm-adapters: removing a stale lock in {self.path.parent} (left by "
+                        f"{owner.get('command', '?')}, pid {owner.get('pid', '?')}, which no longer runs)",
+                        stacklevel=2,
+                    )
+                    self.path.unlink(missing_ok=True)
+                    continue
+                raise OutputError(
+                    f"{self.what}: {str(self.path.parent)!r} is being written by another run ({owner.get('command')}, "
+                    f"pid {owner.get('pid')} on {owner.get('host')}); wait for it to finish or choose another output "
+                    f"directory (if that run is gone, delete {self.path})"
+                ) from None
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump(me, fh)
+            self.held = True
+            return self
+        raise OutputError(f"{self.what}: could not take the lock {self.path}")
+
+    def __exit__(self, *exc: object) -> None:
+        if self.held:
+            self.path.unlink(missing_ok=True)
+            self.held = False

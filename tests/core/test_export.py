@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import socket
 from pathlib import Path
 from typing import Literal
 
@@ -117,3 +119,70 @@ def test_inactive_adapters_are_refused_and_the_export_loads_without_stray_keys(b
     assert info["missing_keys"] == set() or not info["missing_keys"]
     assert not info["unexpected_keys"] and not info.get("mismatched_keys")
     torch.testing.assert_close(merged(ids).logits, expected, atol=1e-5, rtol=1e-5)
+
+
+def _adapter(base_dir: Path, where: Path) -> Path:
+    model = AutoModelForCausalLM.from_pretrained(base_dir)
+    la.attach(model, {"type": "probe"})
+    la.save_adapter(model, where)
+    return where
+
+
+def _export(base_dir: Path, adapter: Path, output: Path, *extra: str):  # type: ignore[no-untyped-def]
+    from llm_adapters_train.cli_export import command
+
+    args = ["--model", str(base_dir), "--adapter-path", str(adapter), "--output", str(output), *extra]
+    return CliRunner().invoke(command, args)
+
+
+def test_export_never_deletes_what_it_did_not_write(base_dir: Path, tmp_path: Path, monkeypatch) -> None:
+    adapter = _adapter(base_dir, tmp_path / "adapter")
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    r = _export(base_dir, adapter, mine)
+    assert r.exit_code == 1 and "is not empty (notes.txt); choose a new directory, or pass --overwrite" in r.output
+    r = _export(base_dir, adapter, mine, "--overwrite")
+    assert r.exit_code == 1 and "it was not written by an export, so --overwrite does not apply" in r.output
+    assert (mine / "notes.txt").read_text() == "keep me" and sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
+    # its own input, a folder holding it, the current directory: refused before anything loads
+    r = _export(base_dir, adapter, adapter)
+    assert r.exit_code == 1 and "is (or holds) the adapter" in r.output
+    r = _export(base_dir, adapter, tmp_path)
+    assert r.exit_code == 1 and "is (or holds) the adapter" in r.output
+    monkeypatch.chdir(mine)
+    r = _export(base_dir, adapter, Path("."))
+    assert r.exit_code == 1 and "is the current directory" in r.output
+    assert sorted(p.name for p in adapter.iterdir()) == ["adapter_config.json", "adapter_model.safetensors"]
+
+
+def test_overwrite_replaces_only_a_previous_exports_files(base_dir: Path, tmp_path: Path) -> None:
+    adapter = _adapter(base_dir, tmp_path / "adapter")
+    out = tmp_path / "merged"
+    assert _export(base_dir, adapter, out).exit_code == 0
+    first = sorted(p.name for p in out.iterdir())
+    assert "llm-adapters-export.json" in first and "model.safetensors" in first
+    assert _export(base_dir, adapter, out).exit_code == 1  # not empty now
+    (out / "notes.txt").write_text("mine")  # not written by the export: left alone
+    r = _export(base_dir, adapter, out, "--overwrite")
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in out.iterdir()) == sorted([*first, "notes.txt"])
+    assert (out / "notes.txt").read_text() == "mine"
+    assert AutoModelForCausalLM.from_pretrained(out) is not None
+
+
+def test_a_second_writer_is_refused_at_once(base_dir: Path, tmp_path: Path) -> None:
+    from llm_adapters.errors import OutputError
+    from llm_adapters.fileio import OutputLock
+
+    out = tmp_path / "merged"
+    out.mkdir()
+    with OutputLock(out, "train"):
+        with pytest.raises(OutputError, match=r"is being written by another run \(train, pid \d+ on "):
+            with OutputLock(out, "export"):
+                pass
+    gone = {"pid": 999_999_999, "host": socket.gethostname(), "command": "train"}  # no such process
+    (out / ".llm-adapters.lock").write_text(json.dumps(gone))
+    with pytest.warns(UserWarning, match="removing a stale lock"), OutputLock(out, "export"):
+        assert (out / ".llm-adapters.lock").is_file()
+    assert not (out / ".llm-adapters.lock").exists()

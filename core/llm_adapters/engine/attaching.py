@@ -17,7 +17,7 @@ from ..config import parse_config
 from ..errors import AdapterStateError, TargetError
 from ..family import ModelFamily
 from ..registry import get_adapter_type
-from .merging import unmerge
+from .merging import check_composition, unmerge
 from .model_level import attach_model_level, remove_model_level
 from .removal import remove_adapter
 from .state import (
@@ -154,6 +154,9 @@ def set_active(model: nn.Module, names: str | list[str]) -> None:
     """
     state = _state(model)
     wanted = _names(state, names, what="set_active") if names else []
+    leaving = [n for n in state.merged if n not in wanted]  # merged adapters that become inactive are unmerged
+    new_active = [n for n in state.records if n in wanted]
+    check_composition(model, state, unmerging=leaving, active=new_active, what=f"set_active({wanted})")
     for n in list(state.merged):
         if n not in wanted:
             unmerge(model, n)

@@ -78,8 +78,23 @@ def unmerge(model: nn.Module, name: str | list[str] | None = None) -> nn.Module:
     tensors are bit for bit what they were before the first merge."""
     state = _state(model)
     names = _names(state, name, what="unmerge") if name is not None else list(state.merged)
+    check_composition(model, state, unmerging=names, active=state.active, what=f"unmerge {', '.join(names)}")
     for n in [n for n in names if n in state.merged]:
         for wrapper in _modules(model, state, [n]):
             wrapper.unmerge(n)
         state.merged.discard(n)
     return model
+
+
+def check_composition(model: nn.Module, state, *, unmerging: list[str], active: list[str], what: str) -> None:  # type: ignore[no-untyped-def]
+    """Raise (changing nothing) if, after ``unmerging`` these adapters with ``active`` the active set, some
+    module would fold a layer in while an unmerged active one next to it no longer sees the same
+    composition (see :meth:`AdaptedModule.composition_problem`)."""
+    stay = [n for n in state.merged if n not in unmerging]
+    if not stay:
+        return
+    for wrapper in _modules(model, state, stay):
+        merged = wrapper.merged_keys - set(wrapper.slots_of(unmerging))
+        problem = wrapper.composition_problem(merged, active)
+        if problem:
+            raise AdapterStateError(f"cannot {what}: {problem}")

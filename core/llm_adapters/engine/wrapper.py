@@ -188,9 +188,7 @@ class AdaptedModule(nn.Module):
 
     def check_mergeable(self, names: list[str]) -> None:
         """Raise (changing nothing) unless merging ``names`` here is exact: every layer of theirs declares
-        ``mergeable``, and when a ``pre`` or ``post`` layer is folded in, no active layer of this module stays
-        unmerged (the composition order would change); no unmerged active layer reads the base weight."""
-        wanted = set(self._merged) | set(self._slots(names))
+        ``mergeable``, and the module's composition stays exact (:meth:`composition_problem`)."""
         for name, slot in self._slots(names):
             layer = self.adapters[name][slot]
             if not layer.mergeable:
@@ -198,22 +196,43 @@ class AdaptedModule(nn.Module):
                     f"adapter {name!r}: its {slot!r} layer ({type(layer).__name__}) cannot be merged: it does not "
                     "declare mergeable = True (its function is not a linear change of the base weight)"
                 )
-        active = self._slots(set(self._active))
-        left = [key for key in active if key not in wanted]
-        rescales = [key for key in wanted if self._kinds[key] in ("pre", "post")]
-        if rescales and left:
-            raise AdapterStateError(
-                f"cannot merge {', '.join(sorted({n for n, _ in self._slots(names)}))}: its {rescales[0][1]!r} "
-                f"layer rescales the base weight, so every active adapter on this module must be merged with it "
-                f"(still unmerged: {', '.join(sorted({n for n, _ in left}))}); merge them together"
+        problem = self.composition_problem(set(self._merged) | set(self._slots(names)), self._active)
+        if problem:
+            raise AdapterStateError(f"cannot merge {', '.join(sorted(set(names)))}: {problem}")
+
+    def composition_problem(self, merged: set[tuple[str, str]], active: list[str]) -> str | None:
+        """Why ``merged`` layers folded into the weight, next to the unmerged ones of ``active``, would not
+        compute what the unmerged composition computes (None when it would):
+
+        * a merged ``pre`` or ``post`` layer rescales the weight, which an unmerged active layer on this module
+          would not see in the same order: every active layer must then be merged with it;
+        * an unmerged active layer that reads the base weight (``delta_uses_base_weight``) would read the
+          merged one."""
+        left = [key for key in self._slots(set(active)) if key not in merged]
+        if not left:
+            return None
+        rescales = sorted({n for n, slot in merged if self._kinds[(n, slot)] in ("pre", "post")})
+        if rescales:
+            return (
+                f"the merged adapter {rescales[0]!r} rescales the weight of this module, so every active adapter "
+                f"on it must be merged with it (unmerged: {', '.join(sorted({n for n, _ in left}))}); merge, "
+                "unmerge or switch them together"
             )
         readers = [key for key in left if self.adapters[key[0]][key[1]].delta_uses_base_weight]
-        if readers:
-            raise AdapterStateError(
-                f"cannot merge {', '.join(sorted({n for n, _ in self._slots(names)}))} here: the active, unmerged "
-                f"adapter {readers[0][0]!r} reads the base weight in its forward, which merging would change; "
-                "merge it too, or deactivate it first"
+        if readers and merged:
+            return (
+                f"the active, unmerged adapter {readers[0][0]!r} reads the base weight in its forward, which "
+                "merging changes; merge it too, or deactivate it first"
             )
+        return None
+
+    def slots_of(self, names: list[str] | set[str]) -> list[tuple[str, str]]:
+        """The ``(name, slot)`` keys of ``names`` on this module (public form of the look-up)."""
+        return self._slots(names)
+
+    @property
+    def merged_keys(self) -> set[tuple[str, str]]:
+        return set(self._merged)
 
     def _base_tensors(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         b = getattr(self.base, "bias", None)

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from llm_adapters.errors import LLMAdaptersError
+
 
 @click.command("export")
 @click.option(
@@ -26,18 +28,32 @@ import click
 @click.option("--output", required=True, type=click.Path(), help="Directory to write the merged model into.")
 @click.option("--dtype", default="auto", show_default=True, help="float32, bfloat16, float16 or auto.")
 @click.option("--max-shard-size", default="2GB", show_default=True, help="Largest safetensors shard.")
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace a previous export in --output (only the files it wrote; anything else there is refused).",
+)
 def command(
-    model_name: str | None, adapter_paths: tuple[str, ...], output: str, dtype: str, max_shard_size: str
+    model_name: str | None,
+    adapter_paths: tuple[str, ...],
+    output: str,
+    dtype: str,
+    max_shard_size: str,
+    overwrite: bool,
 ) -> None:
     """Merge adapters into the base model and save it as an ordinary checkpoint (safetensors + tokenizer),
     loadable with transformers alone. Only mergeable adapter types (e.g. LoRA) can be exported this way."""
     from llm_adapters.files import load_adapter
     from llm_adapters.models import load_model
 
-    from .export import export_merged
+    from .export import export_merged, prepare_export_dir
 
-    model, tokenizer = load_model(model_name, dtype=dtype)
-    for i, path in enumerate(adapter_paths):
-        load_adapter(model, path, name=f"adapter{i}")
-    out = export_merged(model, tokenizer, output, max_shard_size=max_shard_size)
+    try:
+        prepare_export_dir(output, overwrite=overwrite, inputs=adapter_paths)  # before the model loads
+        model, tokenizer = load_model(model_name, dtype=dtype)
+        for i, path in enumerate(adapter_paths):
+            load_adapter(model, path, name=f"adapter{i}")
+        out = export_merged(model, tokenizer, output, max_shard_size=max_shard_size, overwrite=overwrite)
+    except LLMAdaptersError as exc:
+        raise click.ClickException(str(exc)) from None
     click.echo(f"merged {len(adapter_paths)} adapter(s) into {model.config._name_or_path}; wrote {Path(out)}")
