@@ -38,6 +38,11 @@ def test_aqua_and_mathqa_options() -> None:
     ]
 
 
+def test_mathqa_options_written_as_a_list() -> None:
+    listed = _ex("find the ratio . The options: ['A ) 2 : 3', 'B ) 4 : 5', 'C ) 16 : 9']", "C")
+    assert get_task("mathqa").options(listed) == [Option("A", "2 : 3"), Option("B", "4 : 5"), Option("C", "16 : 9")]
+
+
 def test_commonsense_options_in_each_published_layout() -> None:
     piqa = _ex(
         "Please choose the correct solution to the question: Q?\n\nSolution1: use a cup\n\nSolution2: use a "

@@ -11,7 +11,8 @@ The class collects one test per check and installed family (families come from t
 giving a ``tiny_config``). Checks that do not apply to a type are skipped *by declaration*: merging is
 checked only when the attached adapter's layers declare ``mergeable = True`` (on each family). Set
 ``families`` to restrict the families, and ``skip_families`` (family name -> reason) to declare families the
-type does not support.
+type does not support. When the plugin set cannot be listed, collection fails with the reason; when no
+installed family has a ``tiny_config``, each per-family check is collected as one skipped test saying so.
 """
 
 from __future__ import annotations
@@ -25,15 +26,29 @@ from torch import nn
 import llm_adapters as la
 
 from ..engine import adapter_parameters
+from ..errors import PluginError
 from ..registry import get_adapter_type, model_families
 from .models import tiny_model
 
+#: the reason of the one skipped test per check when no installed family can build a tiny model
+NO_FAMILIES = (
+    "no installed model family declares a tiny_config, so there is no model to run the adapter on: install a "
+    "family plugin (llm-adapters-families) or override family_names()"
+)
+
 
 def _installed_families() -> list[str]:
+    """Every installed family with a ``tiny_config``. A plugin set the registry cannot be built from (two
+    plugins registering one name, a failure under ``LLM_ADAPTERS_STRICT_PLUGINS``) is an error at collection,
+    never an empty list: an empty list would silently collect no test."""
     try:
-        return sorted(n for n, f in model_families().items() if f.tiny_config)
-    except Exception:  # a broken plugin set must not break collection of unrelated tests
-        return []
+        families = model_families()
+    except Exception as exc:
+        raise PluginError(
+            f"the adapter conformance suite cannot list the installed model families: {exc} "
+            "(`llm-adapters plugins` shows the plugin set; fix it, or override family_names() on the test class)"
+        ) from exc
+    return sorted(n for n, f in families.items() if f.tiny_config)
 
 
 def _logits(model: nn.Module, ids: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -68,7 +83,13 @@ class AdapterConformance:
 
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
         if "family" in metafunc.fixturenames:
-            metafunc.parametrize("family", self.family_names(), indirect=True)
+            names = self.family_names()
+            if not names:  # one skipped test that says why, rather than none
+                metafunc.parametrize(
+                    "family", [pytest.param(None, marks=pytest.mark.skip(reason=NO_FAMILIES), id="no-family")]
+                )
+                return
+            metafunc.parametrize("family", names, indirect=True)
 
     @pytest.fixture
     def family(self, request: pytest.FixtureRequest) -> str:

@@ -41,7 +41,7 @@ import pytest
 import torch
 from torch import nn
 
-from ..family import ROLES, ModelFamily
+from ..family import ROLES, AttentionDims, ModelFamily
 from .family_probes import by_head, cache_layers, hooked, linear_out_in, norm_size, token_ids
 from .models import tiny_model, tiny_model_from_config
 
@@ -193,7 +193,8 @@ class FamilyConformance:
                     continue
                 seen[role] = got
                 if any(w is not None and w != g for w, g in zip(want[role], got, strict=True)):
-                    problems.append(f"{role}: {path} maps {got[1]} -> {got[0]} features, expected {want[role]} (out, in)")
+                    expected = tuple("any" if w is None else w for w in want[role])
+                    problems.append(f"{role}: {path} has (out, in) features {got}, expected {expected}")
         mlp_in = seen.get("mlp.down", (None, None))[1]
         for role in ("mlp.up", "mlp.gate"):
             if role in seen and mlp_in is not None and seen[role][0] != mlp_in:
@@ -208,14 +209,18 @@ class FamilyConformance:
         assert not problems, f"model family {family.name!r} ({dims}):\n" + "\n".join(problems)
 
     @staticmethod
-    def _fused_problems(family: ModelFamily, model: nn.Module, dims: Any, width: int) -> list[str]:
+    def _fused_problems(family: ModelFamily, model: nn.Module, dims: AttentionDims, width: int) -> list[str]:
         """What is wrong with the sizes of the fused projection's parts (nothing: an empty list)."""
         rows = {p: family.part_indices("attn.qkv", p, model.config) for p in "qkv"}
         sizes = {p: int(r.numel()) for p, r in rows.items()}
         problems = []
         if sizes["q"] != dims.num_attention_heads * dims.head_dim:
             problems.append(f"attn.qkv: part q has {sizes['q']} rows, expected heads x head_dim")
-        if sizes["k"] != sizes["v"] or sizes["k"] % dims.head_dim or dims.num_key_value_heads % (sizes["k"] // dims.head_dim or 1):
+        if (
+            sizes["k"] != sizes["v"]
+            or sizes["k"] % dims.head_dim
+            or dims.num_key_value_heads % (sizes["k"] // dims.head_dim or 1)
+        ):
             problems.append(f"attn.qkv: parts k / v have {sizes['k']} / {sizes['v']} rows, not whole key/value heads")
         every = torch.sort(torch.cat(list(rows.values()))).values
         if every.numel() != width or not torch.equal(every, torch.arange(width)):
@@ -237,13 +242,19 @@ class FamilyConformance:
                 own = by_head(selected[part], head_dim)
                 if cached.shape[1] != own.shape[1] and own.shape[1] and cached.shape[1] % own.shape[1] == 0:
                     own = own.repeat_interleave(cached.shape[1] // own.shape[1], dim=1)  # heads broadcast
-                assert own.shape[1] == cached.shape[1], f"attn.{part}: {own.shape[1]} heads, the cache {cached.shape[1]}"
+                assert own.shape[1] == cached.shape[1], (
+                    f"attn.{part}: {own.shape[1]} heads, the cache {cached.shape[1]}"
+                )
                 torch.testing.assert_close(
                     cached[:, :, :upto],
                     own[:, :, :upto],
                     atol=self.atol,
                     rtol=0,
-                    msg=lambda m, part=part: f"attn.{part} rows are not the model's own {part} in block 0: {m}",
+                    msg=lambda m, part=part: (
+                        f"attn.{part}: the rows the family selects on {rows[part][0]} are not the "
+                        f"{'keys' if part == 'k' else 'values'} the model writes into its KV cache (check the role's "
+                        f"path and the fused layout): {m}"
+                    ),
                 )
         if "q" in rows and "k" in rows and family.resolves("attn.o"):
             widths = {p: selected[p].shape[-1] for p in "qk"}
@@ -292,7 +303,9 @@ class FamilyConformance:
                 still[:, h],
                 atol=self.atol,
                 rtol=0,
-                msg=lambda m, h=h: f"attn.q: head {h}'s rows zeroed, its attention output still depends on the keys: {m}",
+                msg=lambda m, h=h: (
+                    f"attn.q: head {h}'s rows zeroed, its attention output still depends on the keys: {m}"
+                ),
             )
             deaf = [g for g in range(heads) if g != h and torch.allclose(moved[:, g], still[:, g], atol=self.atol)]
             assert not deaf, f"attn.q: zeroing head {h}'s rows also made heads {deaf} ignore the keys"

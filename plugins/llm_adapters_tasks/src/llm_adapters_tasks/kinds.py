@@ -7,6 +7,7 @@ and label sets.
 
 from __future__ import annotations
 
+import ast
 import re
 from typing import ClassVar
 
@@ -43,6 +44,21 @@ _AQUA_OPTION = re.compile(r"\(([A-E])\)\s*(.*?)(?=\s*\([A-E]\)|$)", re.DOTALL)
 _MATHQA_OPTION = re.compile(r"\b([A-Ea-e])\s*\)\s*(.*?)(?=\s*,\s*[A-Ea-e]\s*\)|$)", re.DOTALL)
 
 
+def _unlisted(body: str) -> str:
+    """Options written as a Python list literal (``['A ) 2 : 3', 'B ) 4 : 5']``, as 47 MathQA records have
+    them) as the usual comma-separated text (``A ) 2 : 3 , B ) 4 : 5``); any other text unchanged."""
+    stripped = body.strip()
+    if not (stripped.startswith("[") and stripped.endswith("]")):
+        return body
+    try:
+        items = ast.literal_eval(stripped)
+    except (ValueError, SyntaxError):
+        return body
+    if isinstance(items, list) and all(isinstance(item, str) for item in items):
+        return " , ".join(items)
+    return body
+
+
 class LetterChoiceTask(ReferenceTask):
     """A math problem with lettered options (AQuA, MathQA); the answer is a letter A-E.
 
@@ -63,7 +79,7 @@ class LetterChoiceTask(ReferenceTask):
         at = text.rfind(self.options_marker)
         if at < 0:
             return [Option(c, c) for c in self.choices]
-        found = self.option_pattern.findall(text[at + len(self.options_marker) :])
+        found = self.option_pattern.findall(_unlisted(text[at + len(self.options_marker) :]))
         return [Option(letter.upper(), body.strip()) for letter, body in found] or [Option(c, c) for c in self.choices]
 
     def continuation(self, option: Option, target: str = "label") -> str:
@@ -118,6 +134,10 @@ class LabelChoiceTask(ReferenceTask):
             if labels:
                 return labels
         return list(self.choices)
+
+    def allowed_answers(self, example: Example) -> list[str] | None:
+        """The labels the record offers (its "Answer format:" line, else the task's choices)."""
+        return self.labels_of(example)
 
     def options(self, example: Example) -> list[Option]:
         text = example.instruction
