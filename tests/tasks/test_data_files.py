@@ -102,3 +102,76 @@ def test_numeric_answers_and_extra_fields_are_kept(tmp_path: Path) -> None:
     _write(tmp_path, "gsm8k", [{"instruction": "1+1?", "input": None, "answer": 2, "id": 7}])
     (ex,) = get_task("gsm8k").load(tmp_path)
     assert (ex.answer, ex.input, ex.extra) == ("2", "", {"id": 7})
+
+
+def test_an_empty_test_set_is_an_error(tmp_path: Path) -> None:
+    path = _write(tmp_path, "SVAMP", [])
+    with pytest.raises(TaskDataError) as err:
+        get_task("svamp").load(tmp_path)
+    assert str(err.value) == (
+        f"task 'svamp': {path} holds no records (an empty list); put the SVAMP test set there: a JSON list of "
+        '{"instruction", "input", "output", "answer"} records'
+    )
+    path = ASSETS / "dataset" / "mawps" / "test.json"
+    with pytest.raises(TaskDataError) as err:
+        get_task("mawps").load(ASSETS, limit=0)
+    assert str(err.value) == f"task 'mawps': limit=0 leaves no examples of {path}; give a limit of at least 1"
+
+
+@pytest.mark.parametrize(
+    ("name", "folder", "instruction", "good", "bad", "allowed"),
+    [
+        ("aqua", "AQuA", "1+1? Answer Choices: (A) 1 (B) 2 (C) 3 (D) 4 (E) 5", "b", "F", "A, B, C, D, E"),
+        ("mathqa", "mathqa", "1+1? The options: A ) 1 , B ) 2", "B", "answer2", "A, B, C, D, E"),
+        (
+            "arc-easy",
+            "ARC-Easy",
+            "Q?\n\nAnswer1: a Answer2: b Answer3: c Answer4: d Answer5: e\n\nAnswer format: "
+            "answer1/answer2/answer3/answer4/answer5",
+            "answer5",
+            "answer7",
+            "answer1, answer2, answer3, answer4, answer5",
+        ),
+        # no "Answer format:" line: the task's own labels
+        ("siqa", "social_i_qa", "Who?", "answer3", "answer4", "answer1, answer2, answer3"),
+        ("boolq", "boolq", "Is it?\n\nAnswer format: true/false", "True", "yes", "true, false"),
+    ],
+)
+def test_answers_outside_the_label_set_are_errors(
+    tmp_path: Path, name: str, folder: str, instruction: str, good: str, bad: str, allowed: str
+) -> None:
+    path = _write(tmp_path, folder, [{"instruction": instruction, "answer": a} for a in (good, good, bad)])
+    with pytest.raises(TaskDataError) as err:
+        get_task(name).load(tmp_path)
+    assert str(err.value) == (
+        f"task {name!r}: {path}, record 2: answer {bad!r} is not one of the allowed labels ({allowed}); "
+        "correct the record's 'answer' to one of them"
+    )
+    # the labels match as robust scoring matches them: case and surrounding space aside
+    assert [ex.answer for ex in get_task(name).load(tmp_path, limit=2)] == [good, good]
+
+
+def test_open_answers_are_not_checked_against_labels(tmp_path: Path) -> None:
+    _write(tmp_path, "gsm8k", [{"instruction": "1+1?", "answer": "F"}])
+    assert get_task("gsm8k").load(tmp_path)[0].answer == "F"
+
+
+def test_bytes_that_are_not_utf8_name_the_file_offset_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "dataset" / "piqa" / "test.json"
+    path.parent.mkdir(parents=True)
+    content = b'[\n  {"instruction": "ok", "answer": "solution1"},\n  {"instruction": "\xff"}\n]'
+    path.write_bytes(content)
+    offset = content.index(b"\xff")
+    with pytest.raises(TaskDataError) as err:
+        get_task("piqa").load(tmp_path)
+    assert str(err.value) == (
+        f"task 'piqa': {path} is not UTF-8 text: byte 0xff at offset {offset} (line 3) cannot be "
+        "decoded (invalid start byte); save the file as UTF-8"
+    )
+
+
+def test_a_byte_order_mark_is_accepted(tmp_path: Path) -> None:
+    path = tmp_path / "dataset" / "winogrande" / "test.json"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"\xef\xbb\xbf" + (ASSETS / "dataset" / "winogrande" / "test.json").read_bytes())
+    assert get_task("winogrande").load(tmp_path) == get_task("winogrande").load(ASSETS)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import pytest
@@ -198,3 +199,95 @@ def test_hub_dataset_without_a_hub_is_a_clear_error(monkeypatch) -> None:
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     with pytest.raises(DataError, match=r"could not load hub dataset 'nobody/no-such-dataset' \(split 'train'\)"):
         load_records("nobody/no-such-dataset")
+
+
+# ---- bytes that are not UTF-8, and empty records ------------------------------------------------------------
+@pytest.mark.parametrize("name", ["bad.json", "bad.jsonl"])
+def test_bytes_that_are_not_utf8_name_the_file_offset_and_line(tmp_path: Path, name: str) -> None:
+    good = json.dumps(RECS[0]).encode()
+    content = (b"[" + good + b",\n" + b'{"instruction": "caf\xe9", "output": "x"}]') if name.endswith(".json") else None
+    if content is None:
+        content = good + b"\n" + b'{"instruction": "caf\xe9", "output": "x"}\n'
+    path = tmp_path / name
+    path.write_bytes(content)
+    offset = content.index(b"\xe9")
+    with pytest.raises(DataError) as err:
+        load_records(path)
+    assert str(err.value) == (
+        f"{path}: not UTF-8 text: byte 0xe9 at offset {offset} (line 2) cannot be decoded (invalid continuation "
+        "byte); save the file as UTF-8"
+    )
+
+
+def test_a_byte_order_mark_is_accepted(tmp_path: Path) -> None:
+    (tmp_path / "a.json").write_bytes(b"\xef\xbb\xbf" + json.dumps(RECS).encode())
+    (tmp_path / "a.jsonl").write_bytes(b"\xef\xbb\xbf" + "\n".join(json.dumps(r) for r in RECS).encode())
+    assert (
+        load_records(tmp_path / "a.json")["output"] == load_records(tmp_path / "a.jsonl")["output"] == ["5", "3", "red"]
+    )
+
+
+EMPTY = {"instruction": "", "input": "something", "output": ""}
+BLANK = {"instruction": "  ", "output": "\n"}
+
+
+def _caught(fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = fn(*args, **kwargs)
+    return result, [str(w.message) for w in caught]
+
+
+@pytest.mark.parametrize("name", ["a.json", "a.jsonl"])
+def test_empty_records_are_skipped_with_one_warning(tmp_path: Path, name: str) -> None:
+    recs = [EMPTY, RECS[0], BLANK, RECS[1], {"instruction": "", "output": "only an output"}, EMPTY]
+    path = tmp_path / name
+    path.write_text(json.dumps(recs) if name.endswith(".json") else "\n".join(json.dumps(r) for r in recs))
+    ds, messages = _caught(load_records, path)
+    assert messages == [
+        f"3 of 6 training record(s) have an empty 'instruction' and 'output' and are skipped: {path} (records 0, 2, 5)"
+    ]
+    assert ds["output"] == ["5", "3", "only an output"]
+    assert len(_caught(load_records, path, limit=2)[0]) == 2  # the limit counts the records kept
+
+
+def test_empty_records_in_a_directory_and_a_saved_dataset(tmp_path: Path) -> None:
+    from datasets import Dataset
+
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    (folder / "a.json").write_text(json.dumps([RECS[0], EMPTY]))
+    (folder / "b.jsonl").write_text(json.dumps(EMPTY) + "\n" + json.dumps(RECS[2]) + "\n")
+    ds, messages = _caught(load_records, folder)
+    assert messages == [
+        "2 of 4 training record(s) have an empty 'instruction' and 'output' and are skipped: "
+        f"{folder / 'a.json'} (record 1); {folder / 'b.jsonl'} (record 0)"
+    ]
+    assert ds["output"] == ["5", "red"]
+    Dataset.from_list([dict(EMPTY), dict(RECS[1])]).save_to_disk(str(tmp_path / "saved"))
+    ds, messages = _caught(load_records, tmp_path / "saved")
+    assert messages == [
+        "1 of 2 training record(s) have an empty 'instruction' and 'output' and are skipped: "
+        f"{tmp_path / 'saved'} (record 0)"
+    ]
+    assert ds["output"] == ["3"]
+
+
+def test_only_empty_records_is_the_no_training_examples_error(tmp_path: Path, probe) -> None:
+    from llm_adapters.testing import tiny_model_from_config
+    from llm_adapters_train.errors import TrainingError
+    from llm_adapters_train.run_config import TrainConfig
+    from llm_adapters_train.training import train
+    from tests.core import probe_plugin
+
+    path = tmp_path / "empty.json"
+    path.write_text(json.dumps([EMPTY, BLANK]))
+    config = TrainConfig(data=str(path), output=str(tmp_path / "out"), adapter="probe", max_steps=1)
+    with warnings.catch_warnings(record=True) as caught, pytest.raises(TrainingError) as err:
+        warnings.simplefilter("always")
+        train(config, model=tiny_model_from_config(probe_plugin.TINY_LLAMA, seed=0), tokenizer=char_tokenizer())
+    assert str(err.value).startswith(f"no training examples: {path} has 0 training record(s)")
+    skipped = [str(w.message) for w in caught if "are skipped" in str(w.message)]
+    assert skipped == [
+        f"2 of 2 training record(s) have an empty 'instruction' and 'output' and are skipped: {path} (records 0, 1)"
+    ]

@@ -50,7 +50,7 @@ import click
 @click.option(
     "--output",
     default=None,
-    type=click.Path(file_okay=False),
+    type=click.Path(),
     help="Directory for summary.json, <task>.jsonl, results.md and results.png.",
 )
 @click.option(
@@ -99,14 +99,20 @@ def command(config_file: str | None, **flags: object) -> None:
     """
     from .config import build_eval_config
     from .report import CHART, SUMMARY, TABLE
-    from .runner import run_evaluation
+    from .runner import EvaluationError, run_evaluation
 
     if flags.get("tasks") is None and config_file is None:
         raise click.UsageError("give --task (e.g. --task gsm8k,svamp or --task math)")
     if flags.get("output") is None and config_file is None:
         raise click.UsageError("give --output DIR")
     config = build_eval_config(config_file, flags)
-    run_evaluation(config, echo=lambda msg: click.echo(msg, err=True))
     out = Path(config.output)
+    try:
+        run_evaluation(config, echo=lambda msg: click.echo(msg, err=True))
+    except EvaluationError as exc:
+        if exc.summary is not None and (out / TABLE).is_file():  # some runs failed: show what the others got
+            click.echo((out / TABLE).read_text(encoding="utf-8"))
+        raise
     click.echo((out / TABLE).read_text(encoding="utf-8"))
-    click.echo(f"wrote {out / SUMMARY}, {out / TABLE}, {out / CHART} and one JSONL file per task")
+    chart = f", {out / CHART}" if (out / CHART).is_file() else ""
+    click.echo(f"wrote {out / SUMMARY}, {out / TABLE}{chart} and one JSONL file per task")

@@ -1,15 +1,18 @@
 """Evaluation reports: ``summary.json``, one ``<task>.jsonl`` per task, ``results.md`` and ``results.png``.
 
 * ``summary.json``: the model, the settings, the scoring mode, and per run (base model and/or adapters) per
-  task the accuracy (a fraction), the number correct and the count. ``tasks`` repeats the first run's
-  per-task results for scripts that evaluate one run.
+  task the accuracy (a fraction), the number correct and the count; a failed run has its ``error`` (and
+  ``average`` null), ``failed`` lists the failed runs and ``pending`` those not evaluated yet (the reports are
+  rewritten after every run). ``tasks`` repeats the first finished run's per-task results for scripts that
+  evaluate one run.
 * ``<task>.jsonl``: one JSON object per example and run, with at least ``task``, ``prompt``,
   ``generation``, ``prediction``, ``answer``, ``correct`` (and ``run``, ``scoring``).
 * ``results.md``: the paper's table layout: one row per model + adapter, one column per data set and their
   average, accuracies in percent.
 * ``results.png``: the same as a grouped bar chart.
 
-Every file is strict JSON: non-finite numbers are written as ``null``, never ``Infinity``.
+Every file is strict JSON: non-finite numbers are written as ``null``, never ``Infinity``. Every file is
+written atomically (a reader never sees half a file).
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from llm_adapters import __version__
-from llm_adapters.fileio import atomic_write_text, dumps_json, write_json
+from llm_adapters.errors import ConfigError
+from llm_adapters.fileio import atomic_write, atomic_write_text, dumps_json, write_json
 
 if TYPE_CHECKING:
     from llm_adapters.task import Task
@@ -35,8 +39,41 @@ TABLE = "results.md"
 CHART = "results.png"
 
 
+#: written and removed by :func:`prepare_output` to prove the directory writable
+WRITE_CHECK = ".llm-adapters-write-check"
+
+
 def jsonl_name(task: Task) -> str:
     return f"{task.name}.jsonl"
+
+
+def prepare_output(out: Path) -> Path:
+    """Make ``out`` a directory the reports can be written into (created if absent), or say why not: a
+    :class:`ConfigError` naming the path, the problem and the fix."""
+    for above in out.parents:
+        if above.exists() and not above.is_dir():
+            raise ConfigError(
+                f"output directory {out} cannot be created: {above} is a file; give --output a directory you "
+                "can write to"
+            )
+    if out.exists() and not out.is_dir():
+        raise ConfigError(
+            f"output {out} is a file, not a directory; give --output a directory (it is created if absent)"
+        )
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"output directory {out} cannot be created: {exc.strerror or exc}; give --output a directory you "
+            "can write to"
+        ) from None
+    try:
+        atomic_write_text(out / WRITE_CHECK, "").unlink()
+    except OSError as exc:
+        raise ConfigError(
+            f"output directory {out} is not writable: {exc.strerror or exc}; give --output a directory you can write to"
+        ) from None
+    return out
 
 
 def _task_entry(result: Any) -> dict[str, Any]:
@@ -55,7 +92,12 @@ def _task_entry(result: Any) -> dict[str, Any]:
 
 
 def build_summary(
-    config: EvalConfig, runs: Sequence[RunResult], tasks: Sequence[Task], *, model_name: str | None = None
+    config: EvalConfig,
+    runs: Sequence[RunResult],
+    tasks: Sequence[Task],
+    *,
+    model_name: str | None = None,
+    pending: Sequence[str] = (),
 ) -> dict[str, Any]:
     import torch
     import transformers
@@ -87,18 +129,22 @@ def build_summary(
             "label": run.label,
             "adapter": run.adapter,
             "tasks": {r.task.name: _task_entry(r) for r in run.tasks},
-            "average": run.average,
+            "average": None if run.error is not None else run.average,
+            "error": run.error,
         }
         for run in runs
     ]
+    first = next((entry for entry in run_entries if entry["error"] is None), None)
     return {
         "model": model_name or config.model,
         "adapters": [r.adapter["path"] for r in runs if r.adapter],
         "scoring": config.scoring_mode,
         "settings": settings,
-        "tasks": dict(run_entries[0]["tasks"]) if run_entries else {},
-        "average": run_entries[0]["average"] if run_entries else None,
+        "tasks": dict(first["tasks"]) if first else {},
+        "average": first["average"] if first else None,
         "runs": run_entries,
+        "failed": [entry["label"] for entry in run_entries if entry["error"] is not None],
+        "pending": list(pending),
         "versions": {
             "llm_adapters": __version__,
             "torch": torch.__version__,
@@ -123,19 +169,32 @@ def markdown_table(summary: dict[str, Any], tasks: Sequence[Task]) -> str:
         "| " + " | ".join(head) + " |",
         "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|",
     ]
+    counted: dict[str, int] = {}
     for run in summary["runs"]:
-        cells = [run["label"].replace("|", "\\|")]
-        cells += [f"{100 * run['tasks'][t.name]['accuracy']:.1f}" for t in tasks]
-        cells.append(f"{100 * run['average']:.1f}")
+        cells = [_cell(run["label"])]
+        for t in tasks:
+            entry = run["tasks"].get(t.name)
+            cells.append(f"{100 * entry['accuracy']:.1f}" if entry else "failed")
+            if entry:
+                counted.setdefault(t.name, entry["count"])
+        cells.append(f"{100 * run['average']:.1f}" if run.get("average") is not None else "-")
         lines.append("| " + " | ".join(cells) + " |")
-    first = summary["runs"][0]["tasks"] if summary["runs"] else {}
-    counts = ", ".join(f"{t.title} {first[t.name]['count']}" for t in tasks if t.name in first)
+    counts = ", ".join(f"{t.title} {counted[t.name]}" for t in tasks if t.name in counted)
     s = summary["settings"]
     note = (
         f"\nAccuracy (%). Scoring: {scoring_text(summary)}; protocol: {s['protocol']}; template: {s['template']}. "
         f"Examples: {counts}.\n"
     )
+    for run in summary["runs"]:
+        if run.get("error") is not None:
+            note += f"\nFailed: {run['label']}: {run['error']}\n"
+    if summary.get("pending"):
+        note += f"\nNot evaluated yet: {', '.join(summary['pending'])}.\n"
     return "\n".join(lines) + "\n" + note
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
 
 
 def bar_chart(summary: dict[str, Any], tasks: Sequence[Task], path: Path) -> Path | None:
@@ -150,7 +209,9 @@ def bar_chart(summary: dict[str, Any], tasks: Sequence[Task], path: Path) -> Pat
         warnings.warn("matplotlib is not installed: no bar chart (pip install matplotlib)", stacklevel=2)
         return None
     groups = [t.title for t in tasks] + ["Avg"]
-    runs = summary["runs"]
+    runs = [run for run in summary["runs"] if run.get("error") is None]  # failed runs have no full row
+    if not runs:
+        return None
     width = 0.8 / max(len(runs), 1)
     fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(groups) + 2), 4.0))
     for i, run in enumerate(runs):
@@ -165,12 +226,18 @@ def bar_chart(summary: dict[str, Any], tasks: Sequence[Task], path: Path) -> Pat
     ax.set_title(f"{summary['model']} - {method}")
     ax.legend(fontsize="small", loc="upper right")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    try:
+        atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+    finally:
+        plt.close(fig)
     return path
 
 
-def write_reports(out: Path, summary: dict[str, Any], runs: Sequence[RunResult], tasks: Sequence[Task]) -> None:
+def write_reports(
+    out: Path, summary: dict[str, Any], runs: Sequence[RunResult], tasks: Sequence[Task], *, chart: bool = True
+) -> None:
+    """Write (or rewrite) every report for the runs so far; the chart only with ``chart``. ``summary.json``
+    comes last, so it never announces a run whose records are not on disk yet."""
     out.mkdir(parents=True, exist_ok=True)
     for task in tasks:
         lines = [
@@ -182,5 +249,6 @@ def write_reports(out: Path, summary: dict[str, Any], runs: Sequence[RunResult],
         ]
         atomic_write_text(out / jsonl_name(task), "".join(lines))
     atomic_write_text(out / TABLE, markdown_table(summary, tasks))
-    bar_chart(summary, tasks, out / CHART)
+    if chart:
+        bar_chart(summary, tasks, out / CHART)
     write_json(out / SUMMARY, summary)

@@ -5,7 +5,13 @@ missing file fails before any model is loaded), loads the model once, and for ea
 each adapter, loaded, evaluated and detached in turn) scores every task, either by generating and extracting
 the answer or, for multiple-choice tasks with ``method="loglik"``, by the options' log-likelihood. The
 reports (``summary.json``, one JSONL file per task, ``results.md``, ``results.png``) are written by
-:mod:`llm_adapters.eval_report`.
+:mod:`llm_adapters_eval.report`.
+
+Nothing finished is lost: the output directory is checked (a writable directory, not a file) before the model
+loads, and the reports are rewritten after every run, so each finished run is on disk before the next one
+starts (the chart is drawn at the end). A run that fails (an adapter that does not fit the model, a corrupt
+adapter file, ...) is recorded with its error in ``summary.json`` and the other runs go on; at the end
+:class:`EvaluationError` names the failed runs.
 """
 
 from __future__ import annotations
@@ -16,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llm_adapters.errors import ConfigError
-from llm_adapters.task import SCORING_MODES, Example, Task
+from llm_adapters.errors import ConfigError, LLMAdaptersError
+from llm_adapters.task import SCORING_MODES, Example, Task, TaskDataError
 from llm_adapters.template import Template, get_template
 
 from .config import EvalConfig
@@ -87,15 +93,30 @@ class TaskResult:
 
 @dataclass
 class RunResult:
-    """The tasks evaluated with one model + adapter combination."""
+    """The tasks evaluated with one model + adapter combination; ``error`` says why a failed run stopped
+    (its ``tasks`` are those it finished)."""
 
     label: str
     adapter: dict[str, Any] | None
     tasks: list[TaskResult]
+    error: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None
 
     @property
     def average(self) -> float:
         return sum(t.accuracy for t in self.tasks) / len(self.tasks) if self.tasks else 0.0
+
+
+class EvaluationError(LLMAdaptersError):
+    """One or more runs of an evaluation failed (the others finished and were written), or the reports could
+    not be written. ``summary`` is what ``summary.json`` holds, when the runs got that far."""
+
+    def __init__(self, message: str, summary: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.summary = summary
 
 
 # ---- one task -------------------------------------------------------------------------------------
@@ -244,6 +265,44 @@ def model_label(name_or_path: str | None, model: Any) -> str:
     return name or type(model).__name__
 
 
+#: the name each evaluated adapter is attached under, one at a time
+ADAPTER_NAME = "evaluated"
+
+
+def describe_error(exc: BaseException) -> str:
+    """An exception in one line: our own errors by their message, anything else with its type."""
+    text = " ".join(str(exc).split())
+    if isinstance(exc, LLMAdaptersError):
+        return text or type(exc).__name__
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _check_examples(tasks: Sequence[Task], data: dict[str, list[Example]], config: EvalConfig) -> None:
+    """An empty test set is an error naming the task and, where the task has one, its file."""
+    for task in tasks:
+        if data[task.name]:
+            continue
+        where = ""
+        data_file = getattr(task, "data_file", None)
+        if callable(data_file):
+            try:
+                where = f" in {data_file(config.data_dir)}"
+            except LLMAdaptersError:
+                where = ""
+        limit = f" (limit={config.limit})" if config.limit is not None else ""
+        raise TaskDataError(
+            f"task {task.name!r}: no examples to evaluate{where}{limit}; give it a non-empty test set or leave it "
+            "out of --task"
+        )
+
+
+def _detach_if_attached(model: Any, name: str) -> None:
+    from llm_adapters.engine import detach, list_adapters
+
+    if any(a.name == name for a in list_adapters(model)):
+        detach(model, name)
+
+
 def run_evaluation(
     config: EvalConfig,
     *,
@@ -252,21 +311,27 @@ def run_evaluation(
     echo: Callable[[str], None] | None = None,
     write: bool = True,
 ) -> dict[str, Any]:
-    """Evaluate ``config.tasks`` for each run and (with ``write``) write the reports to ``config.output``.
-    Returns the summary (what ``summary.json`` holds). ``model`` / ``tokenizer``: an already loaded model
-    to use instead of loading ``config.model``."""
-    from llm_adapters.engine import detach
+    """Evaluate ``config.tasks`` for each run and (with ``write``) write the reports to ``config.output``,
+    after every run. Returns the summary (what ``summary.json`` holds). ``model`` / ``tokenizer``: an already
+    loaded model to use instead of loading ``config.model``.
+
+    Raises :class:`EvaluationError` (with ``summary``) after all runs when any run failed; the other runs'
+    results are written first."""
     from llm_adapters.files import load_adapter, read_adapter_config
 
-    from .report import build_summary, write_reports
+    from .report import build_summary, prepare_output
 
     say = echo or (lambda _msg: None)
     tasks = select_tasks(config.tasks)
     data = {t.name: t.load(config.data_dir, config.limit) for t in tasks}
+    _check_examples(tasks, data, config)
     adapters = [(p, read_adapter_config(p)) for p in config.adapter_paths]
     resolve_template(config.template_name, None)  # a misspelt template fails before the model loads
     if not config.with_base and not adapters:
         raise ConfigError("nothing to evaluate: include_base is false and no adapter path was given")
+    out = Path(config.output)
+    if write:
+        prepare_output(out)  # an unwritable --output fails before the model loads, not after evaluating
     given = model is not None and tokenizer is not None
     if not given:
         from llm_adapters.models import load_model
@@ -283,26 +348,52 @@ def run_evaluation(
         if any(run_label == p[0] for p in plan):  # two adapter folders of one name
             run_label = f"{run_label} #{i + 1}"
         plan.append((run_label, path, meta))
+    model_name = (config.model or label) if not given else label
     runs: list[RunResult] = []
-    for run_label, path, meta in plan:
+    summary: dict[str, Any] = {}
+    for number, (run_label, path, meta) in enumerate(plan, start=1):
         info = None
         if path is not None:
-            load_adapter(model, path, name="evaluated")
             info = {"path": str(path), "type": (meta or {}).get("adapter_type"), "config": (meta or {}).get("config")}
+        run = RunResult(run_label, info, [])
         try:
-            results = []
-            for task in tasks:
-                result = evaluate_task(model, tokenizer, task, data[task.name], config, template, run=run_label)
-                results.append(result)
-                say(
-                    f"{run_label} | {task.name}: {100 * result.accuracy:.1f}% "
-                    f"({result.correct}/{result.count}, {result.scoring}, {result.seconds:.1f}s)"
-                )
-        finally:
             if path is not None:
-                detach(model, "evaluated")
-        runs.append(RunResult(run_label, info, results))
-    summary = build_summary(config, runs, tasks, model_name=(config.model or label) if not given else label)
-    if write:
-        write_reports(Path(config.output), summary, runs, tasks)
+                load_adapter(model, path, name=ADAPTER_NAME)
+            try:
+                for task in tasks:
+                    result = evaluate_task(model, tokenizer, task, data[task.name], config, template, run=run_label)
+                    run.tasks.append(result)
+                    say(
+                        f"{run_label} | {task.name}: {100 * result.accuracy:.1f}% "
+                        f"({result.correct}/{result.count}, {result.scoring}, {result.seconds:.1f}s)"
+                    )
+            finally:
+                if path is not None:
+                    _detach_if_attached(model, ADAPTER_NAME)
+        except Exception as exc:  # one failed run must not cost the others their results
+            run.error = describe_error(exc)
+            say(f"{run_label}: run {number} of {len(plan)} FAILED: {run.error}")
+        runs.append(run)
+        pending = [p[0] for p in plan[number:]]
+        summary = build_summary(config, runs, tasks, model_name=model_name, pending=pending)
+        if write:
+            _write(out, summary, runs, tasks, chart=not pending)
+    failed = [r for r in runs if r.failed]
+    if failed:
+        details = "; ".join(f"{r.label}: {r.error}" for r in failed)
+        kept = f". The other runs' results and these errors are in {out}" if write else ""
+        raise EvaluationError(f"{len(failed)} of {len(runs)} evaluation run(s) failed: {details}{kept}", summary)
     return summary
+
+
+def _write(
+    out: Path, summary: dict[str, Any], runs: Sequence[RunResult], tasks: Sequence[Task], *, chart: bool
+) -> None:
+    from .report import write_reports
+
+    try:
+        write_reports(out, summary, runs, tasks, chart=chart)
+    except OSError as exc:
+        raise EvaluationError(
+            f"could not write the evaluation reports into {out}: {exc}; free space or fix the permissions and run again"
+        ) from None

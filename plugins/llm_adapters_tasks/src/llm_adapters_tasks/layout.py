@@ -14,6 +14,23 @@ from llm_adapters.task import Example, Task, TaskDataError
 
 ENV_DATA = "LLM_ADAPTERS_DATA"
 DATA_FILE = "test.json"
+_BOM = b"\xef\xbb\xbf"
+
+
+def read_utf8(path: Path) -> str:
+    """The text of ``path`` decoded as UTF-8 (a leading byte-order mark is dropped); bytes that are not UTF-8
+    are a :class:`UnicodeError` whose message names the byte, its offset in the file and its line."""
+    data = path.read_bytes()
+    skip = len(_BOM) if data.startswith(_BOM) else 0
+    try:
+        return data[skip:].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        at = skip + exc.start
+        line = data[:at].count(b"\n") + 1
+        raise UnicodeError(
+            f"byte 0x{data[at]:02x} at offset {at} (line {line}) cannot be decoded ({exc.reason}); "
+            "save the file as UTF-8"
+        ) from None
 
 
 def resolve_data_dir(data_dir: str | os.PathLike[str] | None) -> Path:
@@ -70,14 +87,32 @@ class ReferenceTask(Task):
                 "folder that holds dataset/"
             )
         try:
-            records = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            text = read_utf8(path)
+        except UnicodeError as exc:
+            raise TaskDataError(f"task {self.name!r}: {path} is not UTF-8 text: {exc}") from None
+        try:
+            records = json.loads(text)
+        except json.JSONDecodeError as exc:
             raise TaskDataError(f"task {self.name!r}: {path} is not valid JSON: {exc}") from None
         if not isinstance(records, list):
             raise TaskDataError(f"task {self.name!r}: {path} must hold a JSON list of records, got {type(records)}")
+        if not records:
+            raise TaskDataError(
+                f"task {self.name!r}: {path} holds no records (an empty list); put the {self.title} test set "
+                'there: a JSON list of {"instruction", "input", "output", "answer"} records'
+            )
         if limit is not None:
             records = records[: max(limit, 0)]
+            if not records:
+                raise TaskDataError(
+                    f"task {self.name!r}: limit={limit} leaves no examples of {path}; give a limit of at least 1"
+                )
         return [self._example(path, i, rec) for i, rec in enumerate(records)]
+
+    def allowed_answers(self, example: Example) -> list[str] | None:
+        """The labels an example's ``answer`` must be one of: the task's ``choices`` for multiple-choice
+        tasks, None (anything goes) for open answers."""
+        return list(self.choices) if self.choices else None
 
     def _example(self, path: Path, index: int, rec: Any) -> Example:
         if not isinstance(rec, dict):
@@ -95,7 +130,7 @@ class ReferenceTask(Task):
             )
         known = {"instruction", "input", "output", "answer"}
         extra = {k: v for k, v in rec.items() if k not in known} or None
-        return Example(
+        example = Example(
             instruction=str(rec["instruction"]),
             answer=str(answer),
             input=str(rec.get("input") or ""),
@@ -103,3 +138,12 @@ class ReferenceTask(Task):
             index=index,
             extra=extra,
         )
+        allowed = self.allowed_answers(example)
+        if allowed is not None:
+            wanted = example.answer.strip().lower()
+            if not any(label.strip().lower() == wanted for label in allowed):
+                raise TaskDataError(
+                    f"task {self.name!r}: {path}, record {index}: answer {example.answer!r} is not one of the "
+                    f"allowed labels ({', '.join(allowed)}); correct the record's 'answer' to one of them"
+                )
+        return example

@@ -7,7 +7,9 @@ optional, empty when absent) and ``answer`` (optional, kept for evaluation). Sou
 * a ``.parquet`` or ``.arrow`` file, or a directory written by ``datasets.save_to_disk`` or holding such files;
 * a hub dataset name (``datasets.load_dataset``), where a hub is reachable.
 
-A malformed record or a missing field is a :class:`DataError` naming the file and the record's index.
+A malformed record or a missing field is a :class:`DataError` naming the file and the record's index; so is a
+JSON or JSONL file that is not UTF-8 (naming the byte's offset and line). Records whose ``instruction`` and
+``output`` are both empty are skipped, with one warning giving their count and where they are.
 
 Tokenisation (:func:`tokenize_record`) follows the reference with its bugs left out: the full text
 ``template.render(...)`` is tokenised and truncated to ``cutoff_len``; EOS is appended when the last token is
@@ -38,6 +40,7 @@ from llm_adapters.template import Template
 REQUIRED_FIELDS = ("instruction", "output")
 OPTIONAL_FIELDS = ("input", "answer")
 IGNORE_INDEX = -100
+_BOM = b"\xef\xbb\xbf"
 
 
 class DataError(LLMAdaptersError, ValueError):
@@ -70,8 +73,24 @@ def _check_record(rec: Any, index: int, where: str) -> dict[str, Any]:
     return out
 
 
+def _read_text(path: Path) -> str:
+    """The file decoded as UTF-8 (a leading byte-order mark dropped); other bytes are a :class:`DataError`
+    naming the byte, its offset and its line."""
+    data = path.read_bytes()
+    skip = len(_BOM) if data.startswith(_BOM) else 0
+    try:
+        return data[skip:].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        at = skip + exc.start
+        line = data[:at].count(b"\n") + 1
+        raise DataError(
+            f"{path}: not UTF-8 text: byte 0x{data[at]:02x} at offset {at} (line {line}) cannot be decoded "
+            f"({exc.reason}); save the file as UTF-8"
+        ) from None
+
+
 def _read_json(path: Path) -> list[dict[str, Any]]:
-    text = path.read_text(encoding="utf-8")
+    text = _read_text(path)
     stripped = text.lstrip()
     if path.suffix.lower() == ".jsonl" or not stripped.startswith("["):
         records = []
@@ -97,7 +116,34 @@ def _validate_dataset(ds: Any, where: str) -> Any:
         raise DataError(f"{where}: no {missing[0]!r} column (columns: {', '.join(ds.column_names)})")
     columns = {k: ds[k] for k in (*REQUIRED_FIELDS, *OPTIONAL_FIELDS) if k in ds.column_names}
     records = [_check_record({k: v[i] for k, v in columns.items()}, i, where) for i in range(len(ds))]
-    return _to_dataset(records)
+    return _to_dataset(_drop_empty([(where, records)]))
+
+
+def _is_empty(rec: dict[str, Any]) -> bool:
+    return not rec["instruction"].strip() and not rec["output"].strip()
+
+
+def _drop_empty(sources: Sequence[tuple[str, list[dict[str, Any]]]]) -> list[dict[str, Any]]:
+    """The records of every source but those whose ``instruction`` and ``output`` are both empty (or blank),
+    with one warning giving their count and where they are."""
+    kept: list[dict[str, Any]] = []
+    where: list[str] = []
+    total = skipped = 0
+    for name, records in sources:
+        empty = [i for i, rec in enumerate(records) if _is_empty(rec)]
+        kept.extend(rec for rec in records if not _is_empty(rec))
+        total += len(records)
+        skipped += len(empty)
+        if empty:
+            shown = ", ".join(map(str, empty[:5])) + (", ..." if len(empty) > 5 else "")
+            where.append(f"{name} (record{'s' if len(empty) > 1 else ''} {shown})")
+    if skipped:
+        warnings.warn(
+            f"{skipped} of {total} training record(s) have an empty 'instruction' and 'output' and are skipped: "
+            f"{'; '.join(where)}",
+            stacklevel=2,
+        )
+    return kept
 
 
 def _to_dataset(records: list[dict[str, Any]]) -> Any:
@@ -121,9 +167,8 @@ def load_records(source: str | Path, *, split: str = "train", limit: int | None 
     if path.is_file():
         suffix = path.suffix.lower()
         if suffix in (".json", ".jsonl"):
-            records = _read_json(path)
-            ds = _to_dataset(records[:limit] if limit is not None else records)
-            return ds
+            records = _drop_empty([(where, _read_json(path))])
+            return _to_dataset(records[:limit] if limit is not None else records)
         if suffix in (".parquet", ".arrow"):
             builder = "parquet" if suffix == ".parquet" else "arrow"
             ds = datasets.load_dataset(builder, data_files=str(path), split="train")
@@ -140,7 +185,7 @@ def load_records(source: str | Path, *, split: str = "train", limit: int | None 
         else:
             files = sorted(p for p in path.iterdir() if p.suffix.lower() in (".json", ".jsonl"))
             if files:
-                records = [r for f in files for r in _read_json(f)]
+                records = _drop_empty([(str(f), _read_json(f)) for f in files])
                 return _to_dataset(records[:limit] if limit is not None else records)
             try:
                 ds = datasets.load_dataset(str(path), split=split)
