@@ -7,6 +7,7 @@ complete checkpoint.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -14,18 +15,72 @@ from typing import Any
 from torch import nn
 
 from llm_adapters.engine import adapter_tensors
-from llm_adapters.fileio import atomic_write, atomic_write_text
+from llm_adapters.fileio import atomic_write, atomic_write_text, write_json
 from llm_adapters.files import CONFIG_NAME, WEIGHTS_NAME
 
 from .errors import TrainingError
 
 CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 TRAINER_STATE = "trainer_state.json"
+COMPLETE = "checkpoint_complete.json"
+#: what llm_adapters.fileio.atomic_write names its temporary files
+TEMPORARY_RE = re.compile(r"^\..+\.[A-Za-z0-9_]{6,}\.tmp$")
+
+
+def checkpoint_problem(path: Path) -> str | None:
+    """Why ``path`` is not a complete checkpoint (None when it is): the adapter, the Trainer's state (a
+    readable JSON object) and the completion marker, which is written last, once everything else is on disk."""
+    if not path.is_dir():
+        return "not a directory"
+    missing = [n for n in (WEIGHTS_NAME, CONFIG_NAME, TRAINER_STATE, COMPLETE) if not (path / n).is_file()]
+    if missing:
+        return f"{', '.join(missing)} missing"
+    try:
+        state = json.loads((path / TRAINER_STATE).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        return f"{TRAINER_STATE} unreadable ({exc})"
+    if not isinstance(state, dict) or "global_step" not in state:
+        return f"{TRAINER_STATE} holds no training state"
+    return None
 
 
 def is_complete_checkpoint(path: Path) -> bool:
-    """A checkpoint directory holding the adapter and the Trainer's state (written last)."""
-    return all((path / name).is_file() for name in (WEIGHTS_NAME, CONFIG_NAME, TRAINER_STATE))
+    """Whether ``path`` is a complete checkpoint (see :func:`checkpoint_problem`)."""
+    return checkpoint_problem(path) is None
+
+
+def mark_complete(path: Path, step: int) -> None:
+    """Write the completion marker of checkpoint ``path`` (after the Trainer has written everything else)."""
+    write_json(path / COMPLETE, {"global_step": step})
+
+
+def incomplete_checkpoints(output_dir: str | Path) -> list[tuple[Path, str]]:
+    """``(checkpoint, problem)`` for each checkpoint directory in ``output_dir`` that is not complete."""
+    d = Path(output_dir)
+    if not d.is_dir():
+        return []
+    out = []
+    for child in sorted(d.iterdir()):
+        if CHECKPOINT_RE.match(child.name) and child.is_dir():
+            problem = checkpoint_problem(child)
+            if problem:
+                out.append((child, problem))
+    return out
+
+
+def remove_orphan_temporaries(output_dir: str | Path) -> list[Path]:
+    """Delete the temporary files that an interrupted atomic write of ours left (``.<name>.<random>.tmp``) in
+    ``output_dir`` and its checkpoints; nothing else. Returns what was removed."""
+    d = Path(output_dir)
+    if not d.is_dir():
+        return []
+    gone = []
+    for folder in [d, *(c for c in d.iterdir() if CHECKPOINT_RE.match(c.name) and c.is_dir())]:
+        for f in folder.iterdir():
+            if f.is_file() and TEMPORARY_RE.match(f.name):
+                f.unlink(missing_ok=True)
+                gone.append(f)
+    return gone
 
 
 def checkpoints(output_dir: str | Path) -> list[Path]:

@@ -19,7 +19,7 @@ from torch import nn
 from llm_adapters.fileio import atomic_write_text
 from llm_adapters.files import load_adapter_weights, save_adapter
 
-from .checkpoints import save_gathered_adapter
+from .checkpoints import mark_complete, save_gathered_adapter
 from .errors import TrainingError
 from .run_config import TrainConfig
 
@@ -34,6 +34,13 @@ def trainer_class() -> type:
         #: file key -> state-dict key, and the adapter_config.json text, taken before any sharding
         adapter_keys: dict[str, str] | None = None
         adapter_config_text: str | None = None
+
+        def _save_checkpoint(self, model: nn.Module, trial: Any) -> None:
+            super()._save_checkpoint(model, trial)
+            if self.args.should_save:  # everything else is on disk: the marker makes the checkpoint count
+                folder = Path(self._get_output_dir(trial=trial)) / f"checkpoint-{self.state.global_step}"
+                if folder.is_dir():
+                    mark_complete(folder, self.state.global_step)
 
         def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
             output_dir = output_dir or self.args.output_dir

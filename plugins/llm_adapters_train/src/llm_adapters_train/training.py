@@ -9,6 +9,7 @@ restore its state, so the run continues at the same step. The output directory e
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -22,12 +23,21 @@ from torch import nn
 
 from llm_adapters.config import parse_config
 from llm_adapters.engine import adapter_config, attach, list_adapters, trainable_parameters
-from llm_adapters.fileio import atomic_write_text, write_json
+from llm_adapters.fileio import OutputLock, atomic_write_text, check_output_dir, write_json
 from llm_adapters.files import CONFIG_NAME, WEIGHTS_NAME, save_adapter
 from llm_adapters.models import ensure_pad_token, load_model
 from llm_adapters.template import get_template
 
-from .checkpoints import TRAINER_STATE, adapter_state_dict_keys, checkpoints, is_complete_checkpoint, latest_checkpoint
+from .checkpoints import (
+    COMPLETE,
+    TRAINER_STATE,
+    adapter_state_dict_keys,
+    checkpoint_problem,
+    checkpoints,
+    incomplete_checkpoints,
+    latest_checkpoint,
+    remove_orphan_temporaries,
+)
 from .curves import plot_losses
 from .data import RightPaddingCollator, load_records, split_records, tokenize_dataset
 from .errors import TrainingError, TrainingInterrupted
@@ -37,6 +47,8 @@ from .trainer import trainer_class, training_arguments
 METRICS_NAME = "metrics.json"
 PLOT_NAME = "loss.png"
 RUN_CONFIG_NAME = "train_config.json"
+#: free space asked of the output directory before training starts (a checkpoint of a large adapter, and more)
+CHECKPOINT_SPACE = 64 * 2**20
 
 
 @dataclass
@@ -51,16 +63,23 @@ class TrainResult:
 
 
 def _prepare_output(config: TrainConfig) -> Path | None:
+    """Check the output directory before any long work and choose the checkpoint to resume from."""
     out = Path(config.output)
+    check_output_dir(out, what="train", need_bytes=CHECKPOINT_SPACE, create=False)
+    for orphan in remove_orphan_temporaries(out):
+        print(f"removed {orphan}, a temporary file left by an interrupted write")
     if config.resume:
         if isinstance(config.resume, str):
             ckpt = Path(config.resume)
-            if not is_complete_checkpoint(ckpt):
+            problem = checkpoint_problem(ckpt)
+            if problem:
                 raise TrainingError(
-                    f"cannot resume from {ckpt}: not a complete checkpoint (needs {WEIGHTS_NAME}, {CONFIG_NAME} "
-                    f"and {TRAINER_STATE})"
+                    f"cannot resume from {ckpt}: not a complete checkpoint ({problem}); a checkpoint needs "
+                    f"{WEIGHTS_NAME}, {CONFIG_NAME}, {TRAINER_STATE} and {COMPLETE}, written last"
                 )
             return ckpt
+        for skipped, problem in incomplete_checkpoints(out):
+            print(f"skipping {skipped}: incomplete ({problem}), probably interrupted while it was written")
         ckpt = latest_checkpoint(out)
         if ckpt is None:
             print(f"no checkpoint in {out} to resume from: starting from the beginning")
@@ -70,6 +89,11 @@ def _prepare_output(config: TrainConfig) -> Path | None:
         raise TrainingError(
             f"{out} already holds checkpoints ({', '.join(sorted(p.name for p in existing))}); pass --resume to "
             "continue that run, --overwrite to start afresh, or choose another output directory"
+        )
+    if (out / CONFIG_NAME).is_file() and not config.overwrite:
+        raise TrainingError(
+            f"{out} already holds a trained adapter ({CONFIG_NAME}); pass --overwrite to replace it, or choose "
+            "another output directory"
         )
     if config.overwrite and int(os.environ.get("RANK", "0")) == 0:  # under torchrun rank 0 alone deletes
         for p in existing:
@@ -86,12 +110,22 @@ def train(
 ) -> TrainResult:
     """Run a fine-tuning described by ``config``; ``model`` / ``tokenizer`` replace loading ``config.model``
     (a model may already carry the adapter ``default``, e.g. to continue training it)."""
-    from transformers import set_seed
-
     if (model is None) != (tokenizer is None):
         raise TrainingError("pass both model and tokenizer, or neither")
     # everything that can fail fast does so before the model is loaded
     resume_from = _prepare_output(config)
+    out = Path(config.output)
+    out.mkdir(parents=True, exist_ok=True)
+    # one writer per output directory (under torchrun the processes of one run share it: rank 0 holds it)
+    with OutputLock(out, "train") if int(os.environ.get("RANK", "0")) == 0 else contextlib.nullcontext():
+        return _train(config, resume_from, model, tokenizer, callbacks)
+
+
+def _train(
+    config: TrainConfig, resume_from: Path | None, model: nn.Module | None, tokenizer: Any, callbacks: list[Any] | None
+) -> TrainResult:
+    from transformers import set_seed
+
     records = load_records(config.data, limit=config.limit)
     train_ds, val_ds = split_records(records, config.val_set_size, seed=config.seed)
     get_template(config.template)
