@@ -29,7 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 if TYPE_CHECKING:
     import torch
@@ -39,6 +39,21 @@ if TYPE_CHECKING:
     from .layers import AdapterLayer, ModelAdapter
 
 Kind = Literal["pre", "parallel", "post"]
+
+
+def _takes_bool(annotation: Any) -> bool:
+    """Whether a field annotation admits a boolean (``bool``, ``bool | None``, ``Any``, a Literal of booleans)."""
+    import types
+    import typing
+
+    if annotation is bool or annotation is Any:
+        return True
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return any(_takes_bool(a) for a in typing.get_args(annotation))
+    if origin is typing.Literal:
+        return any(isinstance(a, bool) for a in typing.get_args(annotation))
+    return False
 
 
 class AdapterConfig(BaseModel):
@@ -60,6 +75,17 @@ class AdapterConfig(BaseModel):
             "adapter type's own placement, in roles."
         ),
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_booleans_for_numbers(cls, data: Any) -> Any:
+        """``r: true`` is refused (pydantic would read it as 1): a boolean fits only a field that takes one."""
+        if isinstance(data, dict):
+            for key, value in data.items():
+                info = cls.model_fields.get(key)
+                if isinstance(value, bool) and info is not None and not _takes_bool(info.annotation):
+                    raise ValueError(f"{key}: expected a number or text, got the boolean {value!r}")
+        return data
 
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:

@@ -159,6 +159,9 @@ def main(argv: list[str] | None = None) -> None:
     except LLMAdaptersError as exc:
         click.echo(f"Error: {exc}", err=True)
         raise SystemExit(1) from None
+    except KeyboardInterrupt:  # Ctrl-C while plugins load
+        click.echo("Interrupted.", err=True)
+        raise SystemExit(130) from None
     failed = failures(get_plugin_manager()) if strict() else []
     if failed:
         command = next((a for a in args if not a.startswith("-")), None)
@@ -182,6 +185,14 @@ def main(argv: list[str] | None = None) -> None:
         if _debug():
             raise
         click.echo(f"Error: {exc}", err=True)
+        raise SystemExit(1) from None
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        raise SystemExit(130) from None
+    except Exception as exc:  # a bug or an environment problem: one line, the traceback on request
+        if _debug():
+            raise
+        click.echo(f"Error: {type(exc).__name__}: {exc} (set {ENV_DEBUG}=1 to see where it came from)", err=True)
         raise SystemExit(1) from None
     except click.exceptions.Exit as exc:
         raise SystemExit(exc.exit_code) from None

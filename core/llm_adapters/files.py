@@ -128,7 +128,12 @@ def read_adapter_config(path: str | os.PathLike[str]) -> dict[str, Any]:
             hint = " (adapter_model.bin is a pickle; llm-adapters never loads pickles: convert it to safetensors)"
         raise AdapterFileError(f"{d}: {CONFIG_NAME} is missing{hint}")
     try:
-        meta = json.loads(cfg_path.read_text())
+        meta = json.loads(cfg_path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise AdapterFileError(
+            f"{cfg_path}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start}); "
+            "an adapter config is JSON written as UTF-8"
+        ) from None
     except json.JSONDecodeError as exc:
         raise AdapterFileError(f"{cfg_path}: not valid JSON: {exc}") from None
     if not isinstance(meta, dict):
@@ -136,6 +141,13 @@ def read_adapter_config(path: str | os.PathLike[str]) -> dict[str, Any]:
     for key in ("format_version", "adapter_type", "config"):
         if key not in meta:
             raise AdapterFileError(f"{cfg_path}: the key {key!r} is missing; is this an llm-adapters adapter?")
+    if not isinstance(meta["adapter_type"], str):
+        raise AdapterFileError(f"{cfg_path}: 'adapter_type' must be a string, got {meta['adapter_type']!r}")
+    if not isinstance(meta["config"], dict):
+        raise AdapterFileError(
+            f"{cfg_path}: 'config' must be a JSON object of the adapter's options, got {meta['config']!r}; "
+            "re-save the adapter with llm_adapters.save_adapter"
+        )
     fv = meta["format_version"]
     if not isinstance(fv, int) or fv > FORMAT_VERSION:
         raise AdapterFileError(
@@ -243,6 +255,14 @@ def _copy_in(model: nn.Module, name: str, tensors: dict[str, torch.Tensor], wher
     ]
     if bad:
         problems.append(f"{len(bad)} shape mismatch(es): {'; '.join(bad[:3])}")
+    for k in sorted(set(own) & set(tensors)):
+        t = tensors[k]
+        if not t.is_floating_point():
+            problems.append(f"{k} is {str(t.dtype).removeprefix('torch.')}, not a floating-point tensor")
+        elif not torch.isfinite(t).all():
+            problems.append(f"{k} holds non-finite values (nan or inf)")
+        if len(problems) > 6:
+            break
     if problems:
         raise AdapterFileError(f"{where} does not fit this model: " + "; ".join(problems))
     for k, t in own.items():

@@ -124,6 +124,39 @@ def local_checkpoint(name_or_path: str) -> str:
     return name_or_path
 
 
+PICKLES = ("pytorch_model.bin", "pytorch_model.bin.index.json", "model.pt", "model.pth", "tf_model.h5")
+
+
+def _refuse_pickles(checkpoint: str) -> None:
+    """A local model folder must hold safetensors weights: pickled weights are never loaded."""
+    d = Path(checkpoint)
+    if not d.is_dir() or any(d.glob("*.safetensors")):
+        return
+    pickled = sorted(p.name for p in d.iterdir() if p.name in PICKLES or p.suffix in (".bin", ".pt", ".pth"))
+    if pickled:
+        raise ModelLoadError(
+            f"model directory {str(d)!r} holds pickled weights only ({', '.join(pickled)}); llm-adapters never loads "
+            "pickles, which can run code. Convert the weights to safetensors where you trust them "
+            "(model.save_pretrained(dir, safe_serialization=True)) and load that folder"
+        )
+
+
+def _damaged_weights(checkpoint: str) -> str | None:
+    """The first safetensors file of a local model folder whose header cannot be read, or None."""
+    d = Path(checkpoint)
+    if not d.is_dir():
+        return None
+    from safetensors import safe_open
+
+    for f in sorted(d.glob("*.safetensors")):
+        try:
+            with safe_open(str(f), framework="pt") as fh:
+                fh.keys()
+        except Exception:
+            return str(f)
+    return None
+
+
 def load_model(
     name_or_path: str | None = None,
     *,
@@ -154,16 +187,27 @@ def load_model(
     if revision is not None:
         extra["revision"] = revision
     try:
+        _refuse_pickles(checkpoint)
         tokenizer = AutoTokenizer.from_pretrained(checkpoint, **extra)
-        kwargs = dict(extra, dtype=torch_dtype)
+        kwargs = dict(extra, dtype=torch_dtype, use_safetensors=True)
         if attn_implementation is not None:
             kwargs["attn_implementation"] = attn_implementation
         model = AutoModelForCausalLM.from_pretrained(checkpoint, **kwargs)
-    except (OSError, ValueError) as exc:
-        raise ModelLoadError(
-            f"could not load model {name_or_path!r}: {exc}\n(is it a hub id and is the hub reachable? a local "
-            "directory needs config.json and weights)"
-        ) from None
+    except ModelLoadError:
+        raise
+    except Exception as exc:  # a damaged or missing file, an unreachable hub: one clear message
+        damaged = _damaged_weights(checkpoint)
+        if damaged:
+            raise ModelLoadError(
+                f"could not load model {name_or_path!r}: {damaged} is damaged or truncated ({exc}); copy or save "
+                "it again"
+            ) from None
+        where = (
+            "a local directory needs config.json and safetensors weights"
+            if Path(checkpoint).is_dir()
+            else ("is it a hub id, and is the hub reachable?")
+        )
+        raise ModelLoadError(f"could not load model {name_or_path!r}: {type(exc).__name__}: {exc} ({where})") from None
     ensure_pad_token(tokenizer)
     tokenizer.padding_side = "right"
     if getattr(model.generation_config, "pad_token_id", None) is None:

@@ -75,6 +75,8 @@ class PluginManager(pluggy.PluginManager):
         self.records: dict[str, PluginRecord] = {}
         #: the registry built from this manager's plugins (see :func:`llm_adapters.registry.get_registry`)
         self.registry: Any = None
+        #: problems with the plugin environment variables (names that match no installed plugin)
+        self.setting_problems: list[str] = []
 
     def add_plugin(
         self,
@@ -164,8 +166,15 @@ def deferred_strict() -> Iterator[None]:
 
 
 def failures(pm: PluginManager) -> list[str]:
-    """``plugin 'name': error`` for every plugin that failed to load or register."""
-    return [f"plugin {name!r}: {r.error}" for name, r in pm.records.items() if r.error is not None]
+    """``plugin 'name': error`` for every plugin that failed to load or register, and each problem with the
+    plugin environment variables."""
+    return [*pm.setting_problems, *(f"plugin {name!r}: {r.error}" for name, r in pm.records.items() if r.error)]
+
+
+def filtering() -> str:
+    """A note naming the plugin variables that are set (they limit what is loaded), or ''."""
+    parts = [f"{var}={os.environ[var]!r}" for var in (ENV_ONLY, ENV_DISABLE) if os.environ.get(var) is not None]
+    return f" (note: {' and '.join(parts)} limits the plugins loaded)" if parts else ""
 
 
 def strict() -> bool:
@@ -188,6 +197,18 @@ def load_entry_points(pm: PluginManager) -> None:
     only = _names_from_env(ENV_ONLY)
     disabled = _names_from_env(ENV_DISABLE) or set()
     found = sorted(md.entry_points(group=GROUP), key=lambda e: (e.dist.name if e.dist else "", e.name))
+    known = {_normalise(ep.name) for ep in found} | {_normalise(ep.dist.name) for ep in found if ep.dist is not None}
+    for var, named in ((ENV_ONLY, only or set()), (ENV_DISABLE, disabled)):
+        unknown = sorted(named - known)
+        if unknown:
+            message = (
+                f"{var} names {', '.join(repr(u) for u in unknown)}, which no installed plugin is called "
+                f"(installed: {', '.join(sorted(known)) or 'none'})"
+            )
+            if strict() and not _deferred:
+                raise PluginError(message)
+            pm.setting_problems.append(message)
+            warnings.warn(f"llm-adapters: {message}", stacklevel=2)
     per_dist: dict[str, int] = {}
     for ep in found:
         if ep.dist is not None:

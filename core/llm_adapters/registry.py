@@ -163,10 +163,12 @@ def get_registry(*, allow_conflicts: bool = False) -> Registry:
 
 
 def _unknown(what: str, name: str, table: dict[str, Entry], plural: str) -> ConfigError:
+    from .plugins import filtering
+
     installed = ", ".join(sorted(table)) or "none"
     return ConfigError(
         f"unknown {what} {name!r}; installed {plural}: {installed}. {plural.capitalize()} come from plugin "
-        "packages: `llm-adapters plugins` lists what is installed"
+        f"packages: `llm-adapters plugins` lists what is installed{filtering()}"
     )
 
 

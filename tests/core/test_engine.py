@@ -273,3 +273,10 @@ def test_half_precision_base_keeps_float32_adapter_and_activation_dtype() -> Non
     assert lay.down.dtype == torch.float32
     out = model.model.layers[0].self_attn.q_proj(torch.randn(2, 32, dtype=torch.bfloat16))
     assert out.dtype == torch.bfloat16
+
+
+@pytest.mark.parametrize("value", [True, False])
+def test_a_boolean_is_not_a_number(value: bool) -> None:
+    with pytest.raises(ConfigError) as err:
+        la.attach(llama(), {"type": "probe", "rank": value})
+    assert str(err.value) == f"adapter 'probe': rank: expected a number or text, got the boolean {value!r}"

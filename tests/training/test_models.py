@@ -4,6 +4,7 @@ cache, dtype, padding token, and the embedded model (slow)."""
 from __future__ import annotations
 
 import importlib.util
+import shutil
 import time
 from pathlib import Path
 
@@ -120,14 +121,15 @@ def test_embedded_model_is_converted_once_and_matches_the_gguf(monkeypatch, tmp_
 
     monkeypatch.setenv("LLM_ADAPTERS_CACHE", str(tmp_path / "cache"))
     model, tok = load_model("smollm2-135m")
-    cached = tmp_path / "cache" / "smollm2-135m"
+    gguf = models.embedded_gguf("smollm2-135m")
+    cached = models.converted_dir(gguf)
+    assert cached.parent == tmp_path / "cache" and cached.name.startswith("gguf-SmolLM2-135M-Instruct.Q4_1-")
     assert (cached / "model.safetensors").is_file() and (cached / "config.json").is_file()
     assert "quantization_config" not in (cached / "config.json").read_text()
     assert model.config.model_type == "llama" and model.config.num_hidden_layers == 30
     assert sum(p.numel() for p in model.parameters()) == 134_515_008
     assert tok.pad_token is not None and model.config._name_or_path == "smollm2-135m"
 
-    gguf = models.embedded_gguf("smollm2-135m")
     direct = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32).eval()
     ids = tok("The capital of France is", return_tensors="pt").input_ids
     with torch.no_grad():
@@ -139,3 +141,23 @@ def test_embedded_model_is_converted_once_and_matches_the_gguf(monkeypatch, tmp_
     stamp = (cached / "model.safetensors").stat().st_mtime
     load_model("smollm2-135m")
     assert (cached / "model.safetensors").stat().st_mtime == stamp
+
+    # the cache is keyed by content: the same file at another path (another install) shares the conversion
+    copy = tmp_path / "elsewhere" / gguf.name
+    copy.parent.mkdir()
+    shutil.copyfile(gguf, copy)
+    assert models.converted_dir(copy) == cached
+    start = time.time()
+    load_model(str(copy))
+    assert time.time() - start < 15 and (cached / "model.safetensors").stat().st_mtime == stamp
+    # a damaged conversion is found and rebuilt (the models loaded so far map the file: use them no more)
+    ids = tok("2 + 2 =", return_tensors="pt").input_ids
+    with torch.no_grad():
+        reference = model(ids).logits.clone()
+    del model, again
+    data = (cached / "model.safetensors").read_bytes()
+    (cached / "model.safetensors").write_bytes(data[: len(data) // 2])
+    healed, _ = load_model("smollm2-135m")
+    assert (cached / "model.safetensors").stat().st_size == len(data)
+    with torch.no_grad():
+        torch.testing.assert_close(healed(ids).logits, reference, atol=0, rtol=0)

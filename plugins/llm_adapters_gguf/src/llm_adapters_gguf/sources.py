@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from llm_adapters.errors import ModelLoadError
+from llm_adapters.fileio import write_json
 from llm_adapters.source import ModelSource
 
 DEFAULT_MODEL = "smollm2-135m"
@@ -73,43 +74,76 @@ def embedded_gguf(name: str) -> Path:
     return path
 
 
-def _source_id(gguf: Path) -> dict[str, Any]:
+def content_digest(gguf: Path) -> str:
+    """The sha256 of the file's bytes. Remembered in the cache by (path, size, modification time), so an
+    unchanged file is read once, not on every load."""
     st = gguf.stat()
-    return {"source": str(gguf.resolve()), "size": st.st_size, "mtime": int(st.st_mtime), "v": _CONVERSION_VERSION}
-
-
-def converted_dir(gguf: Path, name: str | None = None) -> Path:
-    """The cache directory a GGUF file converts into."""
-    if name is None:
-        digest = hashlib.sha256(json.dumps(_source_id(gguf), sort_keys=True).encode()).hexdigest()[:12]
-        name = f"gguf-{gguf.stem}-{digest}"
-    return cache_dir() / name
-
-
-def _is_current(target: Path, gguf: Path) -> bool:
-    marker = target / _MARKER
-    if not marker.is_file():
-        return False
+    key = f"{gguf.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+    index_path = cache_dir() / "gguf-digests.json"
     try:
-        return json.loads(marker.read_text()) == _source_id(gguf)
-    except (OSError, json.JSONDecodeError):
+        index = json.loads(index_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        index = {}
+    if isinstance(index, dict) and isinstance(index.get(key), str):
+        return index[key]
+    h = hashlib.sha256()
+    with open(gguf, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 22), b""):
+            h.update(block)
+    digest = h.hexdigest()
+    try:
+        index_path.parent.mkdir(parents=True, exist_ok=True)
+        index = index if isinstance(index, dict) else {}
+        write_json(index_path, {**index, key: digest})
+    except OSError:
+        pass  # a read-only cache still works: the digest is computed again next time
+    return digest
+
+
+def converted_dir(gguf: Path, digest: str | None = None) -> Path:
+    """The cache directory a GGUF file converts into: named by its content, so copies of one file at
+    different paths (two installs, two virtual environments) share one conversion."""
+    digest = digest or content_digest(gguf)
+    return cache_dir() / f"gguf-{gguf.stem}-{digest[:16]}"
+
+
+def _marker(folder: Path, digest: str) -> dict[str, Any]:
+    files = {p.name: p.stat().st_size for p in sorted(folder.iterdir()) if p.is_file() and p.name != _MARKER}
+    return {"sha256": digest, "v": _CONVERSION_VERSION, "files": files}
+
+
+def _is_current(target: Path, digest: str) -> bool:
+    """Whether ``target`` holds a complete conversion of the file with ``digest``: its marker matches, and
+    every file it lists is there with its recorded size (a truncated or deleted file means damaged)."""
+    try:
+        marker = json.loads((target / _MARKER).read_text(encoding="utf-8"))
+        if marker.get("sha256") != digest or marker.get("v") != _CONVERSION_VERSION or not marker.get("files"):
+            return False
+        files = marker["files"].items()
+        return all((target / n).is_file() and (target / n).stat().st_size == size for n, size in files)
+    except (OSError, ValueError, AttributeError, TypeError):
         return False
 
 
-def convert_gguf(gguf: Path, target: Path) -> Path:
-    """Dequantise ``gguf`` into a float32 safetensors checkpoint (model + tokenizer) at ``target``.
-
-    Written into a temporary directory next to ``target`` and renamed, so a concurrent or interrupted
-    conversion never leaves a half-written model behind. Returns ``target``.
-    """
-    if _is_current(target, gguf):
+def convert_gguf(gguf: Path, target: Path | None = None) -> Path:
+    """Dequantise ``gguf`` into a float32 safetensors checkpoint (model + tokenizer) in the cache; returns
+    the folder. A current, undamaged conversion is reused; a damaged one is rebuilt. Written into a temporary
+    folder and renamed, so a concurrent or interrupted conversion never leaves a half-written model behind."""
+    digest = content_digest(gguf)
+    target = target or converted_dir(gguf, digest)
+    if _is_current(target, digest):
         return target
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     target.parent.mkdir(parents=True, exist_ok=True)
-    tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    quantized = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    try:
+        tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        quantized = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    except Exception as exc:  # the gguf reader raises many kinds of errors on a damaged file
+        raise ModelLoadError(
+            f"{str(gguf)!r} is not a readable GGUF file ({type(exc).__name__}: {exc}); download or copy it again"
+        ) from None
     # A GGUF-loaded model keeps its quantization config and refuses save_pretrained: rebuild it without.
     config = quantized.config
     if hasattr(config, "quantization_config"):
@@ -124,13 +158,15 @@ def convert_gguf(gguf: Path, target: Path) -> Path:
     try:
         model.save_pretrained(tmp)
         tok.save_pretrained(tmp)
-        (tmp / _MARKER).write_text(json.dumps(_source_id(gguf), sort_keys=True))
-        if target.exists():
-            shutil.rmtree(target, ignore_errors=True)  # stale conversion of an older file
+        write_json(tmp / _MARKER, _marker(tmp, digest))
+        if target.exists() and not _is_current(target, digest):  # damaged: move it aside, then replace it
+            aside = Path(tempfile.mkdtemp(prefix=f".{target.name}.damaged.", dir=target.parent))
+            os.replace(target, aside / "old")
+            shutil.rmtree(aside, ignore_errors=True)
         try:
             os.rename(tmp, target)
         except OSError:
-            if not _is_current(target, gguf):  # another process won the race with a good copy, or not
+            if not _is_current(target, digest):  # another process finished first with a good copy, or not
                 raise
     finally:
         if tmp.exists():
@@ -149,8 +185,7 @@ class EmbeddedSource(ModelSource):
     default_model = DEFAULT_MODEL
 
     def checkpoint(self, name_or_path: str) -> str:
-        gguf = embedded_gguf(name_or_path)
-        return str(convert_gguf(gguf, converted_dir(gguf, name_or_path)))
+        return str(convert_gguf(embedded_gguf(name_or_path)))
 
 
 class GGUFSource(ModelSource):
@@ -166,4 +201,4 @@ class GGUFSource(ModelSource):
         gguf = Path(name_or_path).expanduser()
         if not gguf.is_file():
             raise ModelLoadError(f"GGUF file {str(gguf)!r} does not exist")
-        return str(convert_gguf(gguf, converted_dir(gguf)))
+        return str(convert_gguf(gguf))
