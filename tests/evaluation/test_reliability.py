@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -22,12 +23,11 @@ import llm_adapters_templates
 from llm_adapters import hookimpl
 from llm_adapters.cli import ENV_DEBUG, main
 from llm_adapters.engine import adapter_parameters
-from llm_adapters.errors import AdapterFileError, ConfigError
+from llm_adapters.errors import AdapterFileError, OutputError
 from llm_adapters.task import Example, Task, TaskDataError
 from llm_adapters.testing import use_plugins
-from llm_adapters_eval import report, runner
+from llm_adapters_eval import runner
 from llm_adapters_eval.config import EvalConfig
-from llm_adapters_eval.report import WRITE_CHECK
 from llm_adapters_eval.runner import EvaluationError, run_evaluation
 from llm_adapters_tasks import commonsense_tasks, math_tasks
 from tests.core import probe_plugin
@@ -153,7 +153,7 @@ def test_each_finished_run_is_on_disk_before_the_next_starts(tmp_path: Path, mon
     assert [r["run"] for r in _records(out / "svamp.jsonl")] == [BASE, BASE, adapted, adapted]
     assert "Not evaluated yet" not in (out / "results.md").read_text()
     assert (out / "results.png").read_bytes()[:4] == b"\x89PNG"
-    assert not (out / WRITE_CHECK).exists()
+    assert not list(out.glob(".write-test.*")) and not (out / ".llm-adapters.lock").exists()
 
 
 def test_a_failed_run_is_recorded_and_the_other_runs_go_on(tmp_path: Path) -> None:
@@ -255,35 +255,29 @@ def test_output_that_is_a_file_fails_before_the_model_loads(
     taken.write_text("keep me")
     code, output = _cli(_evaluate_args(tmp_path / "no-such-model", ASSETS, taken), capsys, monkeypatch)
     assert code == 1 and "Traceback" not in output
-    assert output == (
-        f"Error: output {taken} is a file, not a directory; give --output a directory (it is created if absent)\n"
-    )
+    assert output == f"Error: evaluate: the output '{taken}' is a file, not a directory; choose a directory\n"
     assert taken.read_text() == "keep me"
 
     below = taken / "eval"
     code, output = _cli(_evaluate_args(tmp_path / "no-such-model", ASSETS, below), capsys, monkeypatch)
     assert (code, output) == (
         1,
-        f"Error: output directory {below} cannot be created: {taken} is a file; give --output a directory you "
-        "can write to\n",
+        f"Error: evaluate: '{taken}' (above the output '{below}') is a file, not a directory\n",
     )
 
 
 def test_unwritable_output_fails_before_the_model_loads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    real = report.atomic_write_text
+    def refuse(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise PermissionError(13, "Permission denied")
 
-    def refuse(path, text):  # type: ignore[no-untyped-def]
-        if Path(path).name == WRITE_CHECK:
-            raise PermissionError(13, "Permission denied", str(path))
-        return real(path, text)
-
-    monkeypatch.setattr(report, "atomic_write_text", refuse)
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)  # as a read-only disk answers (root ignores chmod)
     out = tmp_path / "eval"
     config = _config(out, model=str(tmp_path / "no-such-model"))
-    with pytest.raises(ConfigError) as err:
+    with pytest.raises(OutputError) as err:
         run_evaluation(config)  # the model would fail to load: the output check comes first
     assert str(err.value) == (
-        f"output directory {out} is not writable: Permission denied; give --output a directory you can write to"
+        f"evaluate: the output directory '{out}' is not writable (Permission denied); choose another directory "
+        "or fix its permissions"
     )
 
 
@@ -293,7 +287,7 @@ def test_read_only_output_directory(tmp_path: Path) -> None:
     out.mkdir()
     out.chmod(0o500)
     try:
-        with pytest.raises(ConfigError, match=rf"^output directory {out} is not writable: Permission denied"):
+        with pytest.raises(OutputError, match=r"is not writable \(Permission denied\)"):
             run_evaluation(_config(out, model=str(tmp_path / "no-such-model")))
     finally:
         out.chmod(0o700)
@@ -409,3 +403,13 @@ def test_good_data_still_evaluates_from_a_copy(tmp_path: Path) -> None:
     shutil.copytree(ASSETS / "dataset", tmp_path / "dataset")
     for name in ("svamp", "mawps", "hellaswag", "winogrande", "openbookqa"):
         assert la.get_task(name).load(tmp_path)
+
+
+def test_a_second_writer_of_the_output_is_refused_at_once(tmp_path: Path) -> None:
+    from llm_adapters.fileio import OutputLock
+
+    out = tmp_path / "eval"
+    out.mkdir()
+    with OutputLock(out, "train"), pytest.raises(OutputError, match=r"is being written by another run \(train, pid"):
+        run_evaluation(_config(out, model=str(tmp_path / "no-such-model")))
+    assert sorted(p.name for p in out.iterdir()) == []

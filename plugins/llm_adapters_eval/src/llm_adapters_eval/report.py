@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from llm_adapters import __version__
-from llm_adapters.errors import ConfigError
 from llm_adapters.fileio import atomic_write, atomic_write_text, dumps_json, write_json
 
 if TYPE_CHECKING:
@@ -39,41 +38,8 @@ TABLE = "results.md"
 CHART = "results.png"
 
 
-#: written and removed by :func:`prepare_output` to prove the directory writable
-WRITE_CHECK = ".llm-adapters-write-check"
-
-
 def jsonl_name(task: Task) -> str:
     return f"{task.name}.jsonl"
-
-
-def prepare_output(out: Path) -> Path:
-    """Make ``out`` a directory the reports can be written into (created if absent), or say why not: a
-    :class:`ConfigError` naming the path, the problem and the fix."""
-    for above in out.parents:
-        if above.exists() and not above.is_dir():
-            raise ConfigError(
-                f"output directory {out} cannot be created: {above} is a file; give --output a directory you "
-                "can write to"
-            )
-    if out.exists() and not out.is_dir():
-        raise ConfigError(
-            f"output {out} is a file, not a directory; give --output a directory (it is created if absent)"
-        )
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigError(
-            f"output directory {out} cannot be created: {exc.strerror or exc}; give --output a directory you "
-            "can write to"
-        ) from None
-    try:
-        atomic_write_text(out / WRITE_CHECK, "").unlink()
-    except OSError as exc:
-        raise ConfigError(
-            f"output directory {out} is not writable: {exc.strerror or exc}; give --output a directory you can write to"
-        ) from None
-    return out
 
 
 def _task_entry(result: Any) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from llm_adapters.errors import ConfigError, LLMAdaptersError
+from llm_adapters.fileio import OutputLock, check_output_dir
 from llm_adapters.task import SCORING_MODES, Example, Task, TaskDataError
 from llm_adapters.template import Template, get_template
 
@@ -317,9 +318,7 @@ def run_evaluation(
 
     Raises :class:`EvaluationError` (with ``summary``) after all runs when any run failed; the other runs'
     results are written first."""
-    from llm_adapters.files import load_adapter, read_adapter_config
-
-    from .report import build_summary, prepare_output
+    from llm_adapters.files import read_adapter_config
 
     say = echo or (lambda _msg: None)
     tasks = select_tasks(config.tasks)
@@ -330,8 +329,28 @@ def run_evaluation(
     if not config.with_base and not adapters:
         raise ConfigError("nothing to evaluate: include_base is false and no adapter path was given")
     out = Path(config.output)
-    if write:
-        prepare_output(out)  # an unwritable --output fails before the model loads, not after evaluating
+    if not write:
+        return _evaluate(config, tasks, data, adapters, out, write, model, tokenizer, say)
+    check_output_dir(out, what="evaluate")  # an unwritable --output fails before the model loads
+    with OutputLock(out, "evaluate"):  # one writer per output directory
+        return _evaluate(config, tasks, data, adapters, out, write, model, tokenizer, say)
+
+
+def _evaluate(
+    config: EvalConfig,
+    tasks: list[Task],
+    data: dict[str, list[Example]],
+    adapters: list[tuple[str, dict[str, Any]]],
+    out: Path,
+    write: bool,
+    model: Any,
+    tokenizer: Any,
+    say: Callable[[str], None],
+) -> dict[str, Any]:
+    from llm_adapters.files import load_adapter
+
+    from .report import build_summary
+
     given = model is not None and tokenizer is not None
     if not given:
         from llm_adapters.models import load_model
