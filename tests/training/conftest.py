@@ -6,7 +6,7 @@ import pytest
 
 import llm_adapters_templates
 import llm_adapters_train
-from llm_adapters.testing import tiny_model_from_config, use_plugins
+from llm_adapters.testing import use_plugins
 from tests.core import probe_plugin
 
 from .helpers import char_tokenizer, records, write_json
@@ -23,11 +23,6 @@ def probe():
 @pytest.fixture
 def tokenizer():
     return char_tokenizer()
-
-
-@pytest.fixture
-def tiny_llama():
-    return tiny_model_from_config(probe_plugin.TINY_LLAMA, seed=0)
 
 
 @pytest.fixture
