@@ -34,6 +34,8 @@ _EXPORTS: dict[str, str] = {
     "AdapterInfo": ".engine",
     "attach": ".engine",
     "detach": ".engine",
+    "disabled": ".engine",
+    "using": ".engine",
     "list_adapters": ".engine",
     "merge": ".engine",
     "set_active": ".engine",
@@ -64,11 +66,13 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
         AdapterInfo,
         attach,
         detach,
+        disabled,
         list_adapters,
         merge,
         set_active,
         trainable_parameters,
         unmerge,
+        using,
     )
     from .family import AttentionDims, FusedProjection, ModelFamily
     from .files import load_adapter, save_adapter

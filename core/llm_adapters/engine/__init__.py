@@ -5,13 +5,16 @@
 * :mod:`.state`: the model's adapter state and the look-ups shared by the rest;
 * :mod:`.attaching`: attach, set_active, detach; :mod:`.merging`: merge, unmerge;
 * :mod:`.model_level`: model-level (prompt-based) adapters and their forward hooks;
-* :mod:`.removal`: taking one adapter off the model.
+* :mod:`.removal`: taking one adapter off the model;
+* :mod:`.routing` and :mod:`.rows`: adapters chosen per row (``adapter_names``); :mod:`.scoped`: temporary
+  switching (``using``, ``disabled``).
 """
 
 from __future__ import annotations
 
 from .attaching import attach, detach, set_active
 from .merging import merge, unmerge
+from .scoped import disabled, using
 from .state import (
     AdapterInfo,
     adapter_config,
@@ -30,6 +33,7 @@ __all__ = [
     "adapter_tensors",
     "attach",
     "detach",
+    "disabled",
     "has_adapters",
     "list_adapters",
     "merge",
@@ -37,4 +41,5 @@ __all__ = [
     "set_active",
     "trainable_parameters",
     "unmerge",
+    "using",
 ]

@@ -20,6 +20,7 @@ from ..registry import get_adapter_type
 from .merging import check_composition, unmerge
 from .model_level import attach_model_level, remove_model_level
 from .removal import remove_adapter
+from .routing import install as install_routing
 from .state import (
     HALF,
     NAME_RE,
@@ -76,6 +77,7 @@ def attach(model: nn.Module, config: AdapterConfig | dict[str, Any], *, name: st
     state.records[name] = record
     state.active.append(name)
     _apply_active(model, state)
+    install_routing(model, state)
     return model
 
 

@@ -28,6 +28,9 @@ def remove_adapter(model: nn.Module, state: AdapterState, name: str) -> None:
             if wrapper.empty:
                 _unwrap(model, path, wrapper)
     if not state.records:
+        from .routing import uninstall
+
+        uninstall(model, state)
         for pname, p in model.named_parameters():
             if pname in state.requires_grad:
                 p.requires_grad_(state.requires_grad[pname])

@@ -50,6 +50,9 @@ class AdapterState:
     merged: set[str] = field(default_factory=set)
     requires_grad: dict[str, bool] = field(default_factory=dict)  # base parameter name -> flag before attach
     hooks: list[Any] = field(default_factory=list)  # the model-level forward pre- and post-hook handles
+    route_hooks: list[Any] = field(default_factory=list)  # the per-row routing hook (see routing.py)
+    routed: bool = False  # whether the last forward chose adapters per row
+    forced: Any = None  # adapter_names for every forward of a running generate(adapter_names=...)
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from torch import nn
 
 from ..errors import AdapterStateError
 from ..layers import AdapterLayer
+from .rows import _call, _dtype, forward_by_rows
 
 
 def is_conv1d(module: nn.Module) -> bool:
@@ -58,6 +59,7 @@ class AdaptedModule(nn.Module):
         self._active: list[str] = []
         self._merged: dict[tuple[str, str], None] = {}  # merged (name, slot) keys, in the order merged
         self._saved: tuple[torch.Tensor, torch.Tensor | None] | None = None  # original weight and bias
+        self._routes: dict[str, torch.Tensor] | None = None  # per-row adapters of the current call
         self._plan: dict[str, list[tuple[AdapterLayer, torch.Tensor | None]]] = {}
         self._replan()
 
@@ -154,7 +156,13 @@ class AdaptedModule(nn.Module):
         self._plan = plan
 
     # ---- forward --------------------------------------------------------------------------------
+    def set_routes(self, routes: dict[str, torch.Tensor] | None) -> None:
+        """Run each adapter on its own rows (``{name: row indices}``) until set to None (see routing.py)."""
+        self._routes = routes
+
     def forward(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
+        if self._routes is not None:
+            return forward_by_rows(self, x, *args, **kwargs)
         plan = self._plan
         for layer, _ in plan["pre"]:
             x = _call(layer, x, x.dtype)
@@ -354,14 +362,3 @@ class AdaptedModule(nn.Module):
     def kind_of(self, name: str, slot: str) -> str:
         """The kind (pre, parallel, post) of adapter ``name``'s layer in ``slot``."""
         return self._kinds[(name, slot)]
-
-
-def _dtype(layer: nn.Module, fallback: torch.dtype) -> torch.dtype:
-    for p in layer.parameters():
-        return p.dtype
-    return fallback
-
-
-def _call(layer: AdapterLayer, h: torch.Tensor, out_dtype: torch.dtype) -> torch.Tensor:
-    ldt = _dtype(layer, h.dtype)
-    return layer(h.to(ldt)).to(out_dtype)

@@ -64,7 +64,7 @@ def command(
     from llm_adapters_templates import DEFAULT_TEMPLATE
 
     from .generation import GenerationSettings, stream
-    from .runner import resolve_template
+    from .per_task import resolve_template
 
     resolve_template(template or DEFAULT_TEMPLATE, None)  # a misspelt name fails before the model loads
     lm, tokenizer = load_model(model, dtype=dtype)

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from llm_adapters.task import Task
 
     from .config import EvalConfig
-    from .runner import RunResult
+    from .results import RunResult
 
 SUMMARY = "summary.json"
 TABLE = "results.md"

@@ -16,20 +16,17 @@ adapter file, ...) is recorded with its error in ``summary.json`` and the other 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from llm_adapters.errors import ConfigError, LLMAdaptersError
 from llm_adapters.fileio import OutputLock, check_output_dir
-from llm_adapters.task import SCORING_MODES, Example, Task, TaskDataError
-from llm_adapters.template import Template, get_template
+from llm_adapters.task import Example, Task, TaskDataError
 
 from .config import EvalConfig
-from .generation import GenerationSettings, generate
-from .loglik import choose, continuation_logprobs
+from .per_task import evaluate_task, resolve_template
+from .results import EvaluationError, RunResult
 
 
 # ---- choosing tasks -------------------------------------------------------------------------------
@@ -65,195 +62,6 @@ def select_tasks(spec: str | Sequence[str]) -> list[Task]:
             raise ConfigError(f"unknown task {item!r}; installed tasks: {known}; suites: {suite_text}")
         chosen.extend(n for n in names if n not in chosen)
     return [table[n] for n in chosen]
-
-
-# ---- results --------------------------------------------------------------------------------------
-@dataclass
-class TaskResult:
-    """One task evaluated in one run."""
-
-    task: Task
-    records: list[dict[str, Any]]
-    method: str
-    scoring: str
-    seconds: float
-    accuracy_by_scoring: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def count(self) -> int:
-        return len(self.records)
-
-    @property
-    def correct(self) -> int:
-        return sum(1 for r in self.records if r["correct"])
-
-    @property
-    def accuracy(self) -> float:
-        return self.correct / self.count if self.count else 0.0
-
-
-@dataclass
-class RunResult:
-    """The tasks evaluated with one model + adapter combination; ``error`` says why a failed run stopped
-    (its ``tasks`` are those it finished)."""
-
-    label: str
-    adapter: dict[str, Any] | None
-    tasks: list[TaskResult]
-    error: str | None = None
-
-    @property
-    def failed(self) -> bool:
-        return self.error is not None
-
-    @property
-    def average(self) -> float:
-        return sum(t.accuracy for t in self.tasks) / len(self.tasks) if self.tasks else 0.0
-
-
-class EvaluationError(LLMAdaptersError):
-    """One or more runs of an evaluation failed (the others finished and were written), or the reports could
-    not be written. ``summary`` is what ``summary.json`` holds, when the runs got that far."""
-
-    def __init__(self, message: str, summary: dict[str, Any] | None = None) -> None:
-        super().__init__(message)
-        self.summary = summary
-
-
-# ---- one task -------------------------------------------------------------------------------------
-def build_prompts(task: Task, examples: Sequence[Example], template: Template) -> list[str]:
-    return [template.prompt(*task.prompt_fields(ex)) for ex in examples]
-
-
-def evaluate_generation(
-    model: Any,
-    tokenizer: Any,
-    task: Task,
-    examples: Sequence[Example],
-    config: EvalConfig,
-    template: Template,
-    *,
-    run: str = "",
-) -> TaskResult:
-    """Generate for every example and score the answers (the configured mode decides ``correct``; the
-    accuracy under every mode is kept for comparison)."""
-    gen = config.generation_for(task)
-    settings = GenerationSettings(
-        max_new_tokens=gen.max_new_tokens,
-        num_beams=gen.num_beams,
-        batch_size=config.batch_size,
-        stop_at_eos=gen.stop_at_eos,
-        skip_special_tokens=gen.skip_special_tokens,
-    )
-    prompts = build_prompts(task, examples, template)
-    start = time.perf_counter()
-    outputs = generate(
-        model, tokenizer, prompts, settings, progress=config.progress, description=f"{run} {task.name}".strip()
-    )
-    seconds = time.perf_counter() - start
-    mode = config.scoring_mode
-    records = []
-    hits = dict.fromkeys(SCORING_MODES, 0)
-    for ex, prompt, out in zip(examples, prompts, outputs, strict=True):
-        verdicts = {m: task.score(out.text, ex, m) for m in SCORING_MODES}
-        for m, v in verdicts.items():
-            hits[m] += v.correct
-        chosen = verdicts[mode]
-        records.append(
-            {
-                "task": task.name,
-                "index": ex.index,
-                "run": run,
-                "prompt": prompt,
-                "generation": out.text,
-                "prediction": chosen.prediction,
-                "answer": ex.answer,
-                "correct": chosen.correct,
-                "scoring": mode,
-                "new_tokens": out.num_tokens,
-                "stopped_at_eos": out.stopped_at_eos,
-            }
-        )
-    n = max(len(records), 1)
-    return TaskResult(task, records, "generate", mode, seconds, {m: hits[m] / n for m in SCORING_MODES})
-
-
-def evaluate_loglik(
-    model: Any,
-    tokenizer: Any,
-    task: Task,
-    examples: Sequence[Example],
-    config: EvalConfig,
-    template: Template,
-    *,
-    run: str = "",
-) -> TaskResult:
-    """Pick, for every example, the option whose continuation is most likely after the prompt."""
-    prompts = build_prompts(task, examples, template)
-    options = [task.options(ex) for ex in examples]
-    target = config.loglik_target
-    pairs = [(p, task.continuation(o, target)) for p, opts in zip(prompts, options, strict=True) for o in opts]
-    start = time.perf_counter()
-    scores = continuation_logprobs(
-        model,
-        tokenizer,
-        pairs,
-        batch_size=config.batch_size,
-        progress=config.progress,
-        description=f"{run} {task.name}".strip(),
-    )
-    seconds = time.perf_counter() - start
-    normalize = config.normalize_for()
-    records = []
-    at = 0
-    for ex, prompt, opts in zip(examples, prompts, options, strict=True):
-        mine = scores[at : at + len(opts)]
-        at += len(opts)
-        best = opts[choose(mine, normalize)]
-        records.append(
-            {
-                "task": task.name,
-                "index": ex.index,
-                "run": run,
-                "prompt": prompt,
-                "generation": task.continuation(best, config.loglik_target),
-                "prediction": best.label,
-                "answer": ex.answer,
-                "correct": task.is_correct(best.label, ex.answer, "robust"),
-                "scoring": "loglik",
-                "option_scores": {
-                    o.label: s.logprob if normalize == "sum" else s.mean for o, s in zip(opts, mine, strict=True)
-                },
-            }
-        )
-    result = TaskResult(task, records, "loglik", "loglik", seconds)
-    result.accuracy_by_scoring = {"loglik": result.accuracy}
-    return result
-
-
-def evaluate_task(
-    model: Any,
-    tokenizer: Any,
-    task: Task,
-    examples: Sequence[Example],
-    config: EvalConfig,
-    template: Template,
-    *,
-    run: str = "",
-) -> TaskResult:
-    if config.method == "loglik" and task.multiple_choice:
-        return evaluate_loglik(model, tokenizer, task, examples, config, template, run=run)
-    return evaluate_generation(model, tokenizer, task, examples, config, template, run=run)
-
-
-def resolve_template(name: str, tokenizer: Any) -> Template:
-    """The prompt template ``name`` (bound to ``tokenizer`` when given); unknown names are a
-    :class:`ConfigError`."""
-    try:
-        template = get_template(name)
-        return template.bind(tokenizer) if tokenizer is not None else template
-    except (KeyError, ValueError) as exc:
-        raise ConfigError(str(exc.args[0] if exc.args else exc)) from None
 
 
 # ---- the whole run --------------------------------------------------------------------------------
