@@ -9,7 +9,11 @@ An adapter plugin provides an :class:`AdapterType` subclass (registered through 
 * ``default_targets`` / ``default_kind`` or an override of :meth:`AdapterType.placements`: where it goes,
   in roles;
 * :meth:`AdapterType.create_layer`: builds one :class:`~llm_adapters.layers.AdapterLayer` for one
-  :class:`Site`.
+  :class:`Site`;
+* optionally ``peft_type`` with :meth:`AdapterType.to_peft` / :meth:`AdapterType.from_peft`: the type is then
+  saved in HF PEFT's own format (``peft.PeftModel.from_pretrained`` and transformers' ``load_adapter`` read
+  it), and directories written by PEFT with that ``peft_type`` load through it (see
+  :mod:`llm_adapters.peft_files`).
 
 The core does everything else: resolving targets, wrapping modules, freezing the base, naming, switching,
 saving, loading, merging and detaching.
@@ -175,6 +179,9 @@ class AdapterType:
     default_kind: ClassVar[Kind] = "parallel"
     #: model-level types (prompt-based methods) set this and implement create_model_adapter
     model_level: ClassVar[bool] = False
+    #: PEFT's name of the same method (``"LORA"``): set it, and implement to_peft / from_peft, to be saved in
+    #: PEFT's format and to read directories PEFT wrote. None: the llm-adapters format.
+    peft_type: ClassVar[str | None] = None
 
     def placements(self, config: AdapterConfig) -> list[Placement]:
         """Where to attach, in order. Default: ``config.target_modules`` or ``default_targets``, all of
@@ -189,3 +196,36 @@ class AdapterType:
 
     def create_model_adapter(self, config: AdapterConfig, model: nn.Module, dims: AttentionDims | None) -> ModelAdapter:
         raise NotImplementedError(f"adapter type {self.name!r} is not model-level")
+
+    def to_peft(
+        self, config: AdapterConfig, sites: list[dict[str, Any]], tensors: dict[str, torch.Tensor], model: nn.Module
+    ) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+        """This adapter in PEFT's terms, for saving.
+
+        Args:
+            config: the adapter's config.
+            sites: one dict per layer, in attachment order: ``module`` (path), ``kind``, ``part`` (None or a
+                part of a fused projection), ``role`` and ``slot`` (the middle of the file keys).
+            tensors: the adapter's tensors under the llm-adapters file keys (``<module>.<slot>.<param>``).
+            model: the model, with the adapter attached (for base weights, fused-part indices, ``Conv1D``).
+
+        Returns:
+            PEFT's ``adapter_config.json`` entries of this type (``r``, ``target_modules``, ...; the core adds
+            ``peft_type``, ``task_type``, ``base_model_name_or_path``, ``inference_mode`` and its own
+            section) and the tensors under PEFT's names (``base_model.model.<module path>.<...>``).
+        """
+        raise NotImplementedError(f"adapter type {self.name!r} has no PEFT format")
+
+    def from_peft(
+        self, peft_config: dict[str, Any], tensors: dict[str, torch.Tensor], model: nn.Module
+    ) -> tuple[AdapterConfig, dict[str, torch.Tensor]]:
+        """The inverse of :meth:`to_peft`, for loading a PEFT directory onto ``model`` (nothing attached yet).
+
+        ``peft_config`` is the directory's ``adapter_config.json``; when llm-adapters wrote it, it carries the
+        section ``"llm_adapters"`` (the original config and targets, ``targets`` listed as in ``sites``), and
+        the result must restore exactly that adapter. Returns the config to attach and the tensors under the
+        file keys that :func:`~llm_adapters.engine.adapter_tensors` gives after attaching it. Tensors it
+        cannot place are returned under their PEFT names (the core then reports them as unexpected); a
+        ``ValueError`` says what in the directory does not fit (the core adds the file's name).
+        """
+        raise NotImplementedError(f"adapter type {self.name!r} has no PEFT format")

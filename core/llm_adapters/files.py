@@ -5,6 +5,10 @@
 parameter shapes) and the resolved targets. Tensor keys carry the module path, never the adapter's name,
 so a file loads under any name. Nothing is ever unpickled. Files are written under a temporary name and
 renamed, so an interrupted save never leaves a half-written adapter behind.
+
+Adapter types that declare ``peft_type`` are saved in HF PEFT's own format instead, with the metadata above
+under the key ``"llm_adapters"``; directories PEFT wrote load too (see :mod:`llm_adapters.peft_files`). The
+format is recognised on reading: top-level ``format_version`` (this format), or ``peft_type``.
 """
 
 from __future__ import annotations
@@ -99,7 +103,7 @@ def save_adapter(model: nn.Module, path: str | os.PathLike[str], name: str | Non
     if any(t.device.type == "meta" for t in tensors.values()):
         raise AdapterFileError("save_adapter: the adapter lives on the meta device and has no values to save")
     plugin, version = adapter_provider(rec.config.type)
-    meta = {
+    section = {
         "format_version": FORMAT_VERSION,
         "adapter_type": rec.config.type,
         "config": rec.config.model_dump(mode="json"),
@@ -108,8 +112,13 @@ def save_adapter(model: nn.Module, path: str | os.PathLike[str], name: str | Non
         "base_model": _base_info(model),
         "targets": [{"module": s.module_path, "kind": s.kind, "part": s.part, "role": s.role} for s in rec.sites],
     }
+    if rec.adapter_type.peft_type is not None:  # PEFT's own format, our section under one extra key
+        from .peft_files import save_peft
+
+        save_peft(model, rec.adapter_type, rec, section, tensors, out)
+        return out
     atomic_write(out / WEIGHTS_NAME, lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))
-    write_json(out / CONFIG_NAME, meta)
+    write_json(out / CONFIG_NAME, section)
     return out
 
 
@@ -138,6 +147,10 @@ def read_adapter_config(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise AdapterFileError(f"{cfg_path}: not valid JSON: {exc}") from None
     if not isinstance(meta, dict):
         raise AdapterFileError(f"{cfg_path}: expected a JSON object")
+    from .peft_files import check_peft_meta, is_peft_layout
+
+    if is_peft_layout(meta):
+        return check_peft_meta(cfg_path, meta)
     for key in ("format_version", "adapter_type", "config"):
         if key not in meta:
             raise AdapterFileError(f"{cfg_path}: the key {key!r} is missing; is this an llm-adapters adapter?")
@@ -173,32 +186,12 @@ def load_adapter(
     """
     d = Path(path)
     meta = read_adapter_config(d)
-    atype = meta["adapter_type"]
     get_registry()  # raises on plugin conflicts before we touch the model
-    cfg_dict = dict(meta["config"])
-    cfg_dict["type"] = atype
-    try:
-        cfg = parse_config(cfg_dict, lenient=True)
-    except ConfigError as exc:
-        raise AdapterFileError(f"{d / CONFIG_NAME}: {exc}") from None
-    plugin = meta.get("plugin") or {}
-    installed_plugin, installed_version = adapter_provider(atype)
-    if plugin.get("version") and installed_version and _major(plugin["version"]) > _major(installed_version):
-        warnings.warn(
-            f"{d}: written by {plugin.get('name')} {plugin['version']}, newer than the installed "
-            f"{installed_plugin} {installed_version}; upgrade it if loading fails",
-            stacklevel=2,
-        )
-    base = meta.get("base_model") or {}
-    if check_base and base.get("fingerprint") and base["fingerprint"] != fingerprint(model):
-        here = _base_info(model)
-        raise AdapterFileError(
-            f"{d}: this adapter was trained on a different base model: {base.get('name_or_path')!r} "
-            f"(model_type {base.get('model_type')}, {base.get('num_parameters')} parameters, fingerprint "
-            f"{base['fingerprint']}); this model is {here['name_or_path']!r} (model_type "
-            f"{here['model_type']}, {here['num_parameters']} parameters, fingerprint {here['fingerprint']}). "
-            "Load it on its own base model, or pass check_base=False to try anyway"
-        )
+    if "peft" in meta:  # PEFT's format: a directory we wrote, or one PEFT wrote
+        from .peft_files import load_peft
+
+        return load_peft(model, d, meta["peft"], name, check_base, _checked_config)
+    cfg = _checked_config(d, d / CONFIG_NAME, meta, check_base, model)
     weights = d / WEIGHTS_NAME
     if not weights.is_file():
         raise AdapterFileError(f"{d}: {WEIGHTS_NAME} is missing")
@@ -228,7 +221,39 @@ def load_adapter_weights(model: nn.Module, path: str | os.PathLike[str], name: s
         tensors = load_file(str(weights), device="cpu")
     except (SafetensorError, OSError, ValueError) as exc:
         raise AdapterFileError(f"{weights}: not a readable safetensors file: {exc}") from None
-    _copy_in(model, name, tensors, weights)
+    from .peft_files import peft_weights_for
+
+    _copy_in(model, name, peft_weights_for(model, name, Path(path), tensors), weights)
+
+
+def _checked_config(d: Path, cfg_path: Path, meta: dict[str, Any], check_base: bool, model: nn.Module) -> Any:
+    """The parsed config of our metadata ``meta``, after the plugin-version and base-model checks."""
+    atype = meta["adapter_type"]
+    cfg_dict = dict(meta["config"])
+    cfg_dict["type"] = atype
+    try:
+        cfg = parse_config(cfg_dict, lenient=True)
+    except ConfigError as exc:
+        raise AdapterFileError(f"{cfg_path}: {exc}") from None
+    plugin = meta.get("plugin") or {}
+    installed_plugin, installed_version = adapter_provider(atype)
+    if plugin.get("version") and installed_version and _major(plugin["version"]) > _major(installed_version):
+        warnings.warn(
+            f"{d}: written by {plugin.get('name')} {plugin['version']}, newer than the installed "
+            f"{installed_plugin} {installed_version}; upgrade it if loading fails",
+            stacklevel=3,
+        )
+    base = meta.get("base_model") or {}
+    if check_base and base.get("fingerprint") and base["fingerprint"] != fingerprint(model):
+        here = _base_info(model)
+        raise AdapterFileError(
+            f"{d}: this adapter was trained on a different base model: {base.get('name_or_path')!r} "
+            f"(model_type {base.get('model_type')}, {base.get('num_parameters')} parameters, fingerprint "
+            f"{base['fingerprint']}); this model is {here['name_or_path']!r} (model_type "
+            f"{here['model_type']}, {here['num_parameters']} parameters, fingerprint {here['fingerprint']}). "
+            "Load it on its own base model, or pass check_base=False to try anyway"
+        )
+    return cfg
 
 
 def _major(version: str) -> int:

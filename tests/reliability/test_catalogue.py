@@ -111,7 +111,7 @@ def _truncated_model(w: Path, s: Path) -> None:
 def _string_config(w: Path, s: Path) -> None:
     d = _adapter_copy(w, s, "stringcfg")
     meta = json.loads((d / "adapter_config.json").read_text())
-    meta["config"] = "lora"
+    (meta["llm_adapters"] if "llm_adapters" in meta else meta)["config"] = "lora"  # LoRA: PEFT's layout, ours inside
     (d / "adapter_config.json").write_text(json.dumps(meta))
 
 
