@@ -33,6 +33,7 @@ _EXPORTS: dict[str, str] = {
     "Template": ".template",
     "AdapterInfo": ".engine",
     "attach": ".engine",
+    "combine": ".engine",
     "detach": ".engine",
     "disabled": ".engine",
     "using": ".engine",
@@ -65,6 +66,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from .engine import (
         AdapterInfo,
         attach,
+        combine,
         detach,
         disabled,
         list_adapters,

@@ -7,12 +7,14 @@
 * :mod:`.model_level`: model-level (prompt-based) adapters and their forward hooks;
 * :mod:`.removal`: taking one adapter off the model;
 * :mod:`.routing` and :mod:`.rows`: adapters chosen per row (``adapter_names``); :mod:`.scoped`: temporary
-  switching (``using``, ``disabled``).
+  switching (``using``, ``disabled``);
+* :mod:`.combining`: a new adapter from a weighted combination of attached ones (``combine``).
 """
 
 from __future__ import annotations
 
 from .attaching import attach, detach, set_active
+from .combining import combine
 from .merging import merge, unmerge
 from .scoped import disabled, using
 from .state import (
@@ -32,6 +34,7 @@ __all__ = [
     "adapter_parameters",
     "adapter_tensors",
     "attach",
+    "combine",
     "detach",
     "disabled",
     "has_adapters",

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from llm_adapters import AdapterType, Placement, Site
 
 from .config import PRESETS, LoRAConfig
 
 if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
     from .layers import LoRALayer
 
 
@@ -20,6 +23,7 @@ class LoRA(AdapterType):
     description = "LoRA low-rank update of linear maps (rsLoRA scale and DoRA as options); mergeable"
     default_targets = PRESETS["reference"]
     default_kind = "parallel"
+    peft_type = "LORA"
 
     def placements(self, config: LoRAConfig) -> list[Placement]:  # type: ignore[override]
         targets = config.targets()
@@ -35,3 +39,36 @@ class LoRA(AdapterType):
         if config.use_dora:
             return DoRALayer(d_in, d_out, config.r, config.scale, config.dropout, site.weight, site.bias)
         return LoRALayer(d_in, d_out, config.r, config.scale, config.dropout)
+
+    def to_peft(  # type: ignore[override]
+        self, config: LoRAConfig, sites: list[dict[str, Any]], tensors: dict[str, torch.Tensor], model: nn.Module
+    ) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+        """PEFT's LoRA config and tensor names (see :mod:`llm_adapters_lora.peft`)."""
+        from .peft import to_peft
+
+        return to_peft(config, sites, tensors, model)
+
+    def from_peft(  # type: ignore[override]
+        self, peft_config: dict[str, Any], tensors: dict[str, torch.Tensor], model: nn.Module
+    ) -> tuple[LoRAConfig, dict[str, torch.Tensor]]:
+        """Our LoRA config and file keys from a PEFT LoRA directory (see :mod:`llm_adapters_lora.peft`)."""
+        from .peft import from_peft
+
+        return from_peft(peft_config, tensors, model)
+
+    def combine(  # the optional method of llm_adapters.engine.combining
+        self,
+        model: nn.Module,
+        adapters: list[str],
+        weights: list[float],
+        name: str,
+        *,
+        method: str = "cat",
+        density: float | None = None,
+        rank: int | None = None,
+        seed: int = 0,
+    ) -> None:
+        """Attach ``name``, a weighted combination of LoRA adapters (methods: see :mod:`llm_adapters_lora.combine`)."""
+        from .combine import combine
+
+        combine(model, adapters, weights, name, method=method, density=density, rank=rank, seed=seed)
