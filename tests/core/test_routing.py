@@ -85,7 +85,6 @@ def test_bad_routes_are_clear_errors_and_never_silence() -> None:
 
 def test_a_prompt_based_adapter_cannot_be_chosen_per_row() -> None:
     import llm_adapters_prompt.plugin as prompt_plugin
-
     from llm_adapters.testing import use_plugins
 
     from . import probe_plugin

@@ -39,7 +39,7 @@ def test_every_field_is_described() -> None:
         ({"dropout": -0.1}, "dropout: input should be greater than or equal to 0, got -0.1"),
         ({"scaling": "big"}, "scaling: must be a positive number or 'learned', got 'big'"),
         ({"scaling": 0}, "scaling: must be a positive number or 'learned', got 0"),
-        ({"scaling": True}, "scaling: must be a positive number or 'learned', got True"),
+        ({"scaling": True}, "scaling: expected a number or text, got the boolean True"),
         ({"scaling": float("nan")}, "scaling: must be a positive number or 'learned', got nan"),
         ({"init": "xavier"}, "init: input should be 'bert' or 'identity', got 'xavier'"),
         ({"variant": "adapterx"}, "variant: input should be 'adapterh' or 'adapterp', got 'adapterx'"),

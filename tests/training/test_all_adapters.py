@@ -11,7 +11,7 @@ import torch
 
 import llm_adapters as la
 from llm_adapters.engine import adapter_tensors
-from llm_adapters.testing import tiny_model, use_plugins
+from llm_adapters.testing import defaults_fall_short, tiny_model, use_plugins
 from llm_adapters_train.run_config import TrainConfig
 from llm_adapters_train.training import train
 
@@ -41,6 +41,9 @@ def installed_plugins():
 @pytest.mark.parametrize("family", FAMILIES)
 @pytest.mark.parametrize("adapter", TYPES)
 def test_two_training_steps(adapter: str, family: str, tmp_path: Path) -> None:
+    reason = defaults_fall_short(adapter)
+    if reason:
+        pytest.skip(reason)
     tok = char_tokenizer()
     data = write_json(tmp_path / "data.json", records(8))
     model = tiny_model(family)

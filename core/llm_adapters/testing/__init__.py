@@ -15,6 +15,7 @@ from __future__ import annotations
 from ..lazy import lazy_exports
 
 _EXPORTS = {
+    "defaults_fall_short": ".conformance",
     "AdapterConformance": ".conformance",
     "FamilyConformance": ".family_conformance",
     "TaskConformance": ".task_conformance",
