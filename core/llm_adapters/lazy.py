@@ -14,6 +14,7 @@ and ``package.LoRA`` imports ``package.adapter`` on first access. Keep eager imp
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -26,6 +27,9 @@ def lazy_exports(package: str, exports: dict[str, str]) -> tuple[Callable[[str],
     def __getattr__(name: str) -> Any:
         module = exports.get(name)
         if module is None:
+            # a submodule not imported yet (``llm_adapters.engine``): import it, as an eager package would have
+            if not name.startswith("_") and importlib.util.find_spec(f"{package}.{name}") is not None:
+                return importlib.import_module(f"{package}.{name}")
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
         value = getattr(importlib.import_module(module, package), name)
         setattr(sys.modules[package], name, value)  # later look-ups skip this function

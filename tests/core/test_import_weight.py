@@ -53,3 +53,12 @@ def test_the_pytest_plugin_costs_nothing_until_its_fixture_is_used() -> None:
 def test_attaching_imports_torch_but_not_transformers_by_itself() -> None:
     body = "import llm_adapters as la; la.attach"
     assert loaded_after(body) == ["pydantic", "torch"]
+
+
+def test_submodules_are_reachable_as_attributes_of_the_lazy_package() -> None:
+    body = "import llm_adapters as la; assert callable(la.engine.model_family); assert la.registry.get_registry"
+    assert "torch" in loaded_after(body)  # the engine is torch code: asking for it loads it
+    out = subprocess.run(
+        [sys.executable, "-c", "import llm_adapters as la; la.nope"], capture_output=True, text=True, timeout=120
+    )
+    assert "AttributeError: module 'llm_adapters' has no attribute 'nope'" in out.stderr
