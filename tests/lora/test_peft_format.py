@@ -232,3 +232,27 @@ def test_a_peft_directory_for_another_base_is_refused(tmp_path: Path) -> None:
     assert "adapter_model.safetensors" in str(info.value)
     _assert_unchanged(other, before)
     assert not la.list_adapters(other)
+
+
+def test_export_converts_a_previous_format_directory_to_peft(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+    from peft import PeftModel
+
+    from llm_adapters.testing import tiny_tokenizer
+    from llm_adapters_train.cli_export import command
+
+    test_the_previous_format_still_loads("llama", tmp_path)  # writes tmp_path / "old" in the format of before
+    tiny_model("llama").save_pretrained(tmp_path / "base")
+    tiny_tokenizer().save_pretrained(tmp_path / "base")
+    args = ["--model", str(tmp_path / "base"), "--adapter-path", str(tmp_path / "old"), "--format", "peft"]
+    result = CliRunner().invoke(command, [*args, "--output", str(tmp_path / "peft")])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "peft" / "adapter_config.json").read_text())["peft_type"] == "LORA"
+    ours = _ours("llama", "dora")
+    peft_model = PeftModel.from_pretrained(tiny_model("llama"), str(tmp_path / "peft")).eval()
+    ids = token_ids()
+    torch.testing.assert_close(logits(peft_model, ids), logits(ours, ids), atol=1e-5, rtol=0)
+    again = CliRunner().invoke(
+        command, [*args, "--adapter-path", str(tmp_path / "old"), "--output", str(tmp_path / "x")]
+    )
+    assert again.exit_code == 2 and "--format peft converts one adapter directory" in again.output

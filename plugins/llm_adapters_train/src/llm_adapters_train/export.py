@@ -114,3 +114,33 @@ def export_merged(
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     return out
+
+
+def export_peft(model: nn.Module, name: str, output: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+    """Write attached adapter ``name`` to ``output`` in PEFT's format (for adapter types that have one), e.g. to
+    convert an adapter directory saved in this project's older format. ``output`` follows the rules of
+    :func:`prepare_export_dir`; the files are written into a temporary directory first and moved in."""
+    from llm_adapters.files import save_adapter
+    from llm_adapters.registry import get_adapter_type
+
+    info = next((a for a in list_adapters(model) if a.name == name), None)
+    if info is None:
+        raise AdapterStateError(f"export: no adapter named {name!r} is attached")
+    if getattr(get_adapter_type(info.type), "peft_type", None) is None:
+        raise AdapterStateError(
+            f"export: adapter type {info.type!r} has no PEFT counterpart, so PEFT-based tools cannot read it; "
+            "export it merged into the base weights instead (--format merged)"
+        )
+    out = prepare_export_dir(output, overwrite=overwrite)
+    out.mkdir(parents=True, exist_ok=True)
+    with OutputLock(out, "export"):
+        tmp = Path(tempfile.mkdtemp(prefix=".export.", dir=out))
+        try:
+            save_adapter(model, tmp, name=name)
+            written = sorted(p.name for p in tmp.iterdir())
+            for name_ in written:
+                os.replace(tmp / name_, out / name_)
+            write_json(out / MARKER, {"files": [*written, MARKER]})
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return out
