@@ -79,7 +79,10 @@ def parse_config(config: AdapterConfig | dict[str, Any], *, lenient: bool = Fals
     if not isinstance(config, dict):
         raise ConfigError(f"an adapter config must be a dict with a 'type' key, got {type(config).__name__}")
     if "type" not in config:
-        raise ConfigError("the adapter config has no 'type' key (e.g. {'type': 'lora', ...})")
+        raise ConfigError(
+            "the adapter config has no 'type' key: name an installed adapter type ({'type': '<name>', ...}; "
+            "`llm-adapters plugins` lists them)"
+        )
     from pydantic import ValidationError
 
     from .registry import get_adapter_type

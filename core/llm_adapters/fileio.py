@@ -17,6 +17,24 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+_BOM = b"\xef\xbb\xbf"
+
+
+def read_utf8(path: str | os.PathLike[str]) -> str:
+    """The text of ``path`` decoded as UTF-8 (a leading byte-order mark is dropped); bytes that are not UTF-8
+    are a :class:`UnicodeError` whose message names the byte, its offset in the file and its line."""
+    data = Path(path).read_bytes()
+    skip = len(_BOM) if data.startswith(_BOM) else 0
+    try:
+        return data[skip:].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        at = skip + exc.start
+        line = data[:at].count(b"\n") + 1
+        raise UnicodeError(
+            f"byte 0x{data[at]:02x} at offset {at} (line {line}) cannot be decoded ({exc.reason}); "
+            "save the file as UTF-8"
+        ) from None
+
 
 def atomic_write(path: str | os.PathLike[str], write: Callable[[str], Any]) -> Path:
     """Call ``write(temporary path)`` and rename the result to ``path``; on any failure the temporary file
@@ -153,7 +171,8 @@ class OutputLock:
                 except (OSError, ValueError):
                     owner = {}
                 here = owner.get("host") == me["host"] and isinstance(owner.get("pid"), int)
-                stale = (here and not _alive(owner["pid"])) or (not owner and _age(self.path) > 10)
+                empty = not owner and self.path.stat().st_size == 0  # created, then the writer died
+                stale = (here and not _alive(owner["pid"])) or (empty and _age(self.path) > 10)
                 if stale:
                     warnings.warn(
                         f"llm-adapters: removing a stale lock in {self.path.parent} (left by "

@@ -10,27 +10,11 @@ import os
 from pathlib import Path
 from typing import Any, ClassVar
 
+from llm_adapters.fileio import read_utf8
 from llm_adapters.task import Example, Task, TaskDataError
 
 ENV_DATA = "LLM_ADAPTERS_DATA"
 DATA_FILE = "test.json"
-_BOM = b"\xef\xbb\xbf"
-
-
-def read_utf8(path: Path) -> str:
-    """The text of ``path`` decoded as UTF-8 (a leading byte-order mark is dropped); bytes that are not UTF-8
-    are a :class:`UnicodeError` whose message names the byte, its offset in the file and its line."""
-    data = path.read_bytes()
-    skip = len(_BOM) if data.startswith(_BOM) else 0
-    try:
-        return data[skip:].decode("utf-8")
-    except UnicodeDecodeError as exc:
-        at = skip + exc.start
-        line = data[:at].count(b"\n") + 1
-        raise UnicodeError(
-            f"byte 0x{data[at]:02x} at offset {at} (line {line}) cannot be decoded ({exc.reason}); "
-            "save the file as UTF-8"
-        ) from None
 
 
 def resolve_data_dir(data_dir: str | os.PathLike[str] | None) -> Path:

@@ -24,7 +24,10 @@ CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 TRAINER_STATE = "trainer_state.json"
 COMPLETE = "checkpoint_complete.json"
 #: what llm_adapters.fileio.atomic_write names its temporary files
-TEMPORARY_RE = re.compile(r"^\..+\.[A-Za-z0-9_]{6,}\.tmp$")
+TEMPORARY_RE = re.compile(
+    r"^\.(adapter_model\.safetensors|adapter_config\.json|metrics\.json|train_config\.json|training_args\.json"
+    r"|checkpoint_complete\.json)\.[a-z0-9_]{8}\.tmp$"
+)
 
 
 def checkpoint_problem(path: Path) -> str | None:

@@ -35,12 +35,12 @@ from typing import Any
 import torch
 
 from llm_adapters.errors import LLMAdaptersError
+from llm_adapters.fileio import read_utf8
 from llm_adapters.template import Template
 
 REQUIRED_FIELDS = ("instruction", "output")
 OPTIONAL_FIELDS = ("input", "answer")
 IGNORE_INDEX = -100
-_BOM = b"\xef\xbb\xbf"
 
 
 class DataError(LLMAdaptersError, ValueError):
@@ -76,17 +76,10 @@ def _check_record(rec: Any, index: int, where: str) -> dict[str, Any]:
 def _read_text(path: Path) -> str:
     """The file decoded as UTF-8 (a leading byte-order mark dropped); other bytes are a :class:`DataError`
     naming the byte, its offset and its line."""
-    data = path.read_bytes()
-    skip = len(_BOM) if data.startswith(_BOM) else 0
     try:
-        return data[skip:].decode("utf-8")
-    except UnicodeDecodeError as exc:
-        at = skip + exc.start
-        line = data[:at].count(b"\n") + 1
-        raise DataError(
-            f"{path}: not UTF-8 text: byte 0x{data[at]:02x} at offset {at} (line {line}) cannot be decoded "
-            f"({exc.reason}); save the file as UTF-8"
-        ) from None
+        return read_utf8(path)
+    except UnicodeError as exc:
+        raise DataError(f"{path}: not UTF-8 text: {exc}") from None
 
 
 def _read_json(path: Path) -> list[dict[str, Any]]:
