@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import ModelLoadError
+from .quantize import check_quantizable, check_quantize, is_quantized, quantization_config, require_bitsandbytes
 
 if TYPE_CHECKING:
     import torch
@@ -55,6 +56,40 @@ def _default_device() -> torch.device:
     if torch.cuda.is_available():
         return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
     return torch.device("cpu")
+
+
+#: the names accepted for ``device_map`` besides an explicit map (accelerate's strategies)
+DEVICE_MAPS = ("auto", "balanced", "balanced_low_0", "sequential")
+
+
+def check_device_map(device_map: str | dict[str, Any] | None, device: str | torch.device | None = None) -> None:
+    """Refuse, before anything loads, a ``device_map`` that cannot work: an unknown strategy, one given with
+    ``device`` too, a strategy without any visible GPU, or several processes (torchrun), which would each
+    spread a copy of the model over the same GPUs."""
+    if device_map is None:
+        return
+    import torch
+
+    if isinstance(device_map, str) and device_map not in DEVICE_MAPS:
+        raise ModelLoadError(
+            f"unknown device_map {device_map!r}: use {', '.join(DEVICE_MAPS)}, or a dict of module -> device"
+        )
+    if not isinstance(device_map, (str, dict)):
+        raise ModelLoadError(f"device_map must be a string or a dict, got {type(device_map).__name__}")
+    if device is not None:
+        raise ModelLoadError("pass either device or device_map, not both: device_map places every layer itself")
+    if isinstance(device_map, str) and not torch.cuda.is_available():
+        raise ModelLoadError(
+            f"device_map={device_map!r} spreads the model over GPUs, but no GPU is visible (CUDA is not "
+            "available); leave it out to load the model on the CPU"
+        )
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1:
+        raise ModelLoadError(
+            f"device_map={device_map!r} splits one model over the GPUs of one process, but this is one of {world} "
+            "processes (torchrun / accelerate); run a single process, or use DDP / FSDP / DeepSpeed without "
+            "device_map"
+        )
 
 
 # ---- tokenizer ------------------------------------------------------------------------------------
@@ -165,6 +200,8 @@ def load_model(
     trust_remote_code: bool = False,
     revision: str | None = None,
     attn_implementation: str | None = None,
+    quantize: str | None = None,
+    device_map: str | dict[str, Any] | None = None,
 ) -> tuple[Any, Any]:
     """Load ``(model, tokenizer)``.
 
@@ -173,13 +210,24 @@ def load_model(
     ``float32``, ``bfloat16`` or ``float16``. ``device``: where to put the model (default: the CPU, or the GPU
     of this process's ``LOCAL_RANK`` when CUDA is available). The model comes back in eval mode; the tokenizer
     has a pad token (:func:`ensure_pad_token`) and right padding (generation code switches to left padding).
+
+    ``quantize``: ``"8bit"`` or ``"4bit"`` loads the linear layers quantized by bitsandbytes (4-bit: NF4 with
+    double quantization, computing in ``dtype``; see :mod:`llm_adapters.quantize`), on ``device``.
+    ``device_map``: ``"auto"`` (or ``"balanced"``, ``"sequential"``, or an explicit map) spreads the model's
+    layers over the visible GPUs (accelerate's big-model loading) instead of putting it on one device.
     """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    quantize = check_quantize(quantize)  # every option is checked before anything is read
+    if quantize is not None:
+        require_bitsandbytes(quantize)
+    check_device_map(device_map, device)
     if name_or_path is None:
         name_or_path = default_model()
     dev = torch.device(device) if device is not None else _default_device()
+    if device_map is not None:  # the precision of the GPUs the map uses (a CPU-only explicit map: the CPU's)
+        dev = torch.device("cuda", 0) if torch.cuda.is_available() else torch.device("cpu")
     torch_dtype = resolve_dtype(dtype, dev)
     source = find_source(name_or_path)
     checkpoint = local_checkpoint(name_or_path)
@@ -188,10 +236,18 @@ def load_model(
         extra["revision"] = revision
     try:
         _refuse_pickles(checkpoint)
+        if quantize is not None:
+            check_quantizable(checkpoint, quantize, **extra)
         tokenizer = AutoTokenizer.from_pretrained(checkpoint, **extra)
         kwargs = dict(extra, dtype=torch_dtype, use_safetensors=True)
         if attn_implementation is not None:
             kwargs["attn_implementation"] = attn_implementation
+        if quantize is not None:
+            kwargs["quantization_config"] = quantization_config(quantize, torch_dtype)
+        if device_map is not None:
+            kwargs["device_map"] = device_map
+        elif quantize is not None:  # bitsandbytes quantizes on the device the weights are loaded to
+            kwargs["device_map"] = {"": dev}
         model = AutoModelForCausalLM.from_pretrained(checkpoint, **kwargs)
     except ModelLoadError:
         raise
@@ -214,6 +270,12 @@ def load_model(
         model.generation_config.pad_token_id = tokenizer.pad_token_id
     if source is not None:
         model.config._name_or_path = source.label(name_or_path)
-    model.to(dev)
+    if quantize is not None and is_quantized(model) is None:
+        raise ModelLoadError(
+            f"could not quantize {name_or_path!r} to {quantize}: bitsandbytes replaced none of its layers; load it "
+            "without quantize"
+        )
+    if device_map is None and quantize is None:  # placed by from_pretrained otherwise (and bnb layers do not move)
+        model.to(dev)
     model.eval()
     return model, tokenizer
