@@ -1,0 +1,398 @@
+"""Step-wise batched decoding: many prompts in one batch, each with its own budget, sampling, stop strings,
+adapter and streaming callback, where a row that has finished stops costing anything.
+
+:func:`decode` left-pads the prompts, runs one forward pass over all of them (the prefill), then one token per
+step with the KV cache (a transformers ``DynamicCache``). Positions are passed explicitly (``cumsum`` of the
+attention mask, so a left-padded row sees the positions it would see alone), and after every step the rows that
+finished are taken out of everything the next step reads: the input ids, the attention mask, the positions, the
+cache (``batch_select_indices``) and the per-row adapter names. A batch therefore runs as long as its longest
+answer, but the steps after a row's end no longer pay for that row.
+
+Greedy rows (temperature 0) take the arg-max of the logits, which gives exactly the tokens of transformers'
+``generate(do_sample=False)``. Sampled rows apply temperature, then top-k, then top-p (nucleus) to their own
+logits and draw with their own ``torch.Generator``, so a seeded row draws the same tokens alone or in any batch.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from llm_adapters.errors import AdapterStateError, ConfigError
+
+#: the adapter name that routes a row to the base model (the kernel's ``adapter_names`` convention)
+BASE = "__base__"
+
+
+@contextmanager
+def evaluating(model: Any) -> Iterator[Any]:
+    """The model in eval mode within the block (dropout off) and no autograd, its previous mode restored
+    afterwards."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            yield model
+    finally:
+        model.train(was_training)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+@dataclass
+class Sampling:
+    """How one row picks its tokens. ``temperature=0`` is greedy (the arg-max; the other fields but ``stop``
+    are then ignored). With ``temperature > 0`` the logits are divided by it, cut to the ``top_k`` most likely
+    tokens (0: no cut) and to the smallest set whose probability reaches ``top_p`` (1: no cut), and a token is
+    drawn with a ``torch.Generator`` seeded by ``seed`` (None: torch's global random state). ``stop``: strings
+    that end the row once the decoded text contains one; the text is cut before it."""
+
+    temperature: float = 0.0
+    top_p: float = 1.0
+    top_k: int = 0
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not _is_number(self.temperature) or self.temperature < 0:
+            raise ConfigError(f"sampling: temperature must be a number >= 0 (0 = greedy), got {self.temperature!r}")
+        if not _is_number(self.top_p) or not 0 < self.top_p <= 1:
+            raise ConfigError(f"sampling: top_p must be a number in (0, 1] (1 = off), got {self.top_p!r}")
+        if not isinstance(self.top_k, int) or isinstance(self.top_k, bool) or self.top_k < 0:
+            raise ConfigError(f"sampling: top_k must be an integer >= 0 (0 = off), got {self.top_k!r}")
+        if self.seed is not None and (not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0):
+            raise ConfigError(f"sampling: seed must be an integer >= 0 or None, got {self.seed!r}")
+        if isinstance(self.stop, str):
+            self.stop = (self.stop,)
+        self.stop = tuple(self.stop)
+        bad = [s for s in self.stop if not isinstance(s, str) or not s]
+        if bad:
+            raise ConfigError(f"sampling: stop strings must be non-empty strings, got {bad[0]!r}")
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0
+
+
+@dataclass
+class Row:
+    """One prompt to continue: its token ids (no padding), its budget of new tokens, how it samples, the
+    adapter it runs with, and an optional streaming callback.
+
+    ``adapter``: the name of an attached adapter for this row alone (the model's ``adapter_names`` routing).
+    When any row of a batch names one, the rows with ``None`` run the base model (``"__base__"``); when none
+    does, every row runs whatever adapters are active.
+
+    ``on_token(token_id, piece)``: called once per generated token, the EOS that ends a row included, with the
+    text that became final with it (may be ""). Text is held back while it may still change: an incomplete
+    character, trailing whitespace, or the start of a stop string. The pieces of a row, joined, are its final
+    text."""
+
+    prompt_ids: list[int]
+    max_new_tokens: int
+    sampling: Sampling = field(default_factory=Sampling)
+    adapter: str | None = None
+    on_token: Callable[[int, str], None] | None = None
+
+    def __post_init__(self) -> None:
+        self.prompt_ids = [int(t) for t in self.prompt_ids]
+        if not self.prompt_ids:
+            raise ConfigError("decoding: a row's prompt has no tokens; give at least one token id")
+        if not isinstance(self.max_new_tokens, int) or isinstance(self.max_new_tokens, bool) or self.max_new_tokens < 1:
+            raise ConfigError(f"decoding: max_new_tokens must be an integer >= 1, got {self.max_new_tokens!r}")
+        if self.adapter is not None and (not isinstance(self.adapter, str) or not self.adapter):
+            raise ConfigError(f"decoding: adapter must be an adapter name or None, got {self.adapter!r}")
+
+
+@dataclass
+class Decoded:
+    """One row's result. ``token_ids``: the generated tokens (the EOS that ended the row left out; with stop
+    strings, the tokens that spelt the stop string kept). ``text``: their decoded text, cut before a stop string.
+    ``finish_reason``: ``"stop"`` (EOS or a stop string) or ``"length"`` (the budget ran out).
+    ``stop_string``: the stop string that ended the row, if one did."""
+
+    token_ids: list[int]
+    text: str
+    finish_reason: str
+    stop_string: str | None = None
+
+    @property
+    def stopped_at_eos(self) -> bool:
+        return self.finish_reason == "stop" and self.stop_string is None
+
+
+# ---- one row's progress ---------------------------------------------------------------------------------
+class _RowState:
+    """The tokens of one row so far, its text when a stop string or a callback needs it, and its end."""
+
+    def __init__(self, row: Row, tokenizer: Any, ends: frozenset[int], skip_special_tokens: bool) -> None:
+        self.row = row
+        self.tokenizer = tokenizer
+        self.ends = ends
+        self.skip = skip_special_tokens
+        self.stops = row.sampling.stop
+        self.tokens: list[int] = []
+        self.text = ""  # the text of ``tokens`` (cut before a stop string), decoded when needed
+        self._text_of = 0  # how many tokens ``text`` was decoded from
+        self.sent = ""  # the text handed to on_token so far
+        self.finish_reason: str | None = None
+        self.stop_string: str | None = None
+
+    def current_text(self) -> str:
+        if self.stop_string is None and self._text_of != len(self.tokens):
+            self.text = self.tokenizer.decode(self.tokens, skip_special_tokens=self.skip)
+            self._text_of = len(self.tokens)
+        return self.text
+
+    def push(self, token: int) -> bool:
+        """Take the next token; False when the row has ended with it."""
+        if token in self.ends:
+            self.finish_reason = "stop"
+        else:
+            self.tokens.append(token)
+            if self.stops:
+                self._cut_at_stop(self.current_text())
+            if self.finish_reason is None and len(self.tokens) >= self.row.max_new_tokens:
+                self.finish_reason = "length"
+        if self.row.on_token is not None:
+            self._emit(token)
+        return self.finish_reason is None
+
+    def _cut_at_stop(self, text: str) -> None:
+        found = [(at, stop) for stop in self.stops if (at := text.find(stop)) >= 0]
+        if found:
+            at, stop = min(found, key=lambda f: f[0])
+            self.text = text[:at]
+            self.finish_reason = "stop"
+            self.stop_string = stop
+
+    def _emit(self, token: int) -> None:
+        assert self.row.on_token is not None
+        text = self.current_text()
+        end = len(text) if self.finish_reason is not None else self._stable_end(text)
+        piece = ""
+        if end > len(self.sent) and text.startswith(self.sent):
+            piece = text[len(self.sent) : end]
+            self.sent += piece
+        self.row.on_token(token, piece)
+
+    def _stable_end(self, text: str) -> int:
+        """How much of ``text`` the next tokens can no longer change: not trailing whitespace or replacement
+        characters (an incomplete UTF-8 sequence), nor a tail that may grow into a stop string."""
+        end, previous = len(text), -1
+        while end != previous:
+            previous = end
+            while end and (text[end - 1].isspace() or text[end - 1] == "\ufffd"):
+                end -= 1
+            for stop in self.stops:
+                for n in range(min(len(stop) - 1, end), 0, -1):
+                    if text.endswith(stop[:n], 0, end):
+                        end -= n
+                        break
+        return end
+
+    def result(self) -> Decoded:
+        return Decoded(
+            token_ids=list(self.tokens),
+            text=self.current_text(),
+            finish_reason=self.finish_reason or "length",
+            stop_string=self.stop_string,
+        )
+
+
+# ---- choosing the next token ------------------------------------------------------------------------------
+def filter_logits(
+    logits: torch.Tensor, temperature: torch.Tensor, top_k: torch.Tensor, top_p: torch.Tensor
+) -> torch.Tensor:
+    """Scores to sample from, one row per logits row: ``logits / temperature``, then every token below the
+    ``top_k``-th largest score set to ``-inf`` (ties kept; 0: off), then every token outside the smallest
+    most-likely set whose probability reaches ``top_p`` set to ``-inf`` (the most likely token always stays;
+    1: off). ``logits``: (rows, vocab) float; the three settings: (rows,) tensors, temperature > 0."""
+    scores = logits / temperature.to(logits.dtype).unsqueeze(1)  # (rows, vocab)
+    vocab = scores.shape[-1]
+    k = top_k.clamp(max=vocab)
+    if bool((k > 0).any()):
+        kmax = int(k.max())
+        largest = torch.topk(scores, kmax, dim=-1).values  # (rows, kmax), descending
+        kth = largest.gather(1, (k.clamp(min=1) - 1).unsqueeze(1))  # (rows, 1)
+        kth = torch.where(k.unsqueeze(1) > 0, kth, torch.full_like(kth, -math.inf))
+        scores = scores.masked_fill(scores < kth, -math.inf)
+    nucleus = top_p < 1
+    if bool(nucleus.any()):
+        ascending, order = torch.sort(scores, dim=-1)  # (rows, vocab)
+        below = torch.softmax(ascending, dim=-1).cumsum(dim=-1)  # probability of this token and all less likely
+        # the threshold in float64 first, then rounded once to the scores' dtype
+        drop = below <= (1 - top_p.to(torch.float64)).to(below.dtype).unsqueeze(1)
+        drop &= nucleus.unsqueeze(1)
+        drop[:, -1] = False  # the most likely token is always kept
+        scores = scores.masked_fill(torch.zeros_like(drop).scatter(1, order, drop), -math.inf)
+    return scores
+
+
+def _choose(
+    logits: torch.Tensor, states: Sequence[_RowState], generators: Sequence[torch.Generator | None]
+) -> list[int]:
+    """The next token of each row: the arg-max for greedy rows, a draw from the filtered distribution with the
+    row's own generator for the others. ``logits``: (rows, vocab) float32."""
+    chosen = logits.argmax(dim=-1)  # (rows,)
+    sampled = [i for i, s in enumerate(states) if not s.row.sampling.greedy]
+    if sampled:
+        device = logits.device
+        settings = [states[i].row.sampling for i in sampled]
+        scores = filter_logits(
+            logits[sampled],
+            torch.tensor([s.temperature for s in settings], device=device),
+            torch.tensor([s.top_k for s in settings], device=device),
+            torch.tensor([s.top_p for s in settings], dtype=torch.float64, device=device),
+        )
+        probs = torch.softmax(scores, dim=-1)
+        for j, i in enumerate(sampled):
+            chosen[i] = torch.multinomial(probs[j], 1, generator=generators[i]).squeeze(0)
+    return chosen.tolist()
+
+
+# ---- the model's calling conventions ------------------------------------------------------------------------
+def _forward_parameters(model: Any) -> frozenset[str]:
+    try:
+        return frozenset(inspect.signature(type(model).forward).parameters)
+    except (TypeError, ValueError):
+        return frozenset()
+
+
+def _new_cache(model: Any) -> Any:
+    """An empty ``DynamicCache`` laid out for the model (sliding-window layers where its config has them)."""
+    from transformers import DynamicCache
+
+    config = getattr(model, "config", None)
+    if callable(getattr(config, "get_text_config", None)):
+        return DynamicCache(config=config)
+    return DynamicCache()
+
+
+def _returned_cache(output: Any, given: Any) -> Any:
+    for key in ("cache", "past_key_values"):
+        value = getattr(output, key, None)
+        if value is not None:
+            return value
+    return given
+
+
+def _select_rows(cache: Any, index: torch.Tensor) -> None:
+    """Keep only the batch rows ``index`` of every cache layer."""
+    if callable(getattr(cache, "batch_select_indices", None)):
+        cache.batch_select_indices(index)
+        return
+    raise TypeError(f"decoding: the model returned a cache of type {type(cache).__name__}, which cannot drop rows")
+
+
+def _route_names(model: Any, rows: Sequence[Row]) -> list[str] | None:
+    """The per-row adapter names when any row names an adapter (``__base__`` for the others), else None. The
+    model's routing checks the names against what is attached; a model with no adapter at all has no routing,
+    so a name there is refused here."""
+    if not any(r.adapter is not None for r in rows):
+        return None
+    from llm_adapters.engine import has_adapters
+
+    if not has_adapters(model):
+        named = sorted({r.adapter for r in rows if r.adapter is not None and r.adapter != BASE})
+        if not named:
+            return None  # only "__base__" on a model without adapters: nothing to route
+        raise AdapterStateError(
+            f"decoding: no adapter named {', '.join(map(repr, named))} (the model has no adapters attached); "
+            "attach or load it first"
+        )
+    return [r.adapter or BASE for r in rows]
+
+
+def _device(model: Any) -> torch.device:
+    return next(model.parameters()).device
+
+
+def _generators(rows: Sequence[Row], device: torch.device) -> list[torch.Generator | None]:
+    gens: list[torch.Generator | None] = []
+    for row in rows:
+        s = row.sampling
+        gens.append(torch.Generator(device=device).manual_seed(s.seed) if s.seed is not None and not s.greedy else None)
+    return gens
+
+
+# ---- the loop ------------------------------------------------------------------------------------------------
+def decode(
+    model: Any,
+    tokenizer: Any,
+    rows: Sequence[Row],
+    *,
+    eos_ids: Sequence[int],
+    pad_id: int,
+    stop_at_eos: bool = True,
+    skip_special_tokens: bool = True,
+) -> list[Decoded]:
+    """Continue every row, all in one batch; results in the order of ``rows``.
+
+    ``eos_ids``: the tokens that end a row (with ``stop_at_eos``; without it every row runs its full budget and
+    EOS tokens are kept). ``pad_id``: the id left padding uses (the attention mask hides it).
+    ``skip_special_tokens``: how the text is decoded from the tokens.
+    """
+    if not rows:
+        return []
+    names = _route_names(model, rows)
+    device = _device(model)
+    ends = frozenset(int(e) for e in eos_ids) if stop_at_eos else frozenset()
+    states = [_RowState(r, tokenizer, ends, skip_special_tokens) for r in rows]
+    generators = _generators(rows, device)
+    params = _forward_parameters(model)
+    cache_key = "past_key_values" if "past_key_values" in params and "cache" not in params else "cache"
+
+    width = max(len(r.prompt_ids) for r in rows)
+    ids = torch.full((len(rows), width), int(pad_id), dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, r in enumerate(rows):
+        ids[i, width - len(r.prompt_ids) :] = torch.tensor(r.prompt_ids, dtype=torch.long)
+        mask[i, width - len(r.prompt_ids) :] = 1
+    ids, mask = ids.to(device), mask.to(device)  # (batch, width), left-padded
+    positions = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 0)  # (batch, width): a row's own positions
+    padded = not bool(mask.all())  # as transformers does, no mask at all when nothing is padded
+    live = list(range(len(rows)))  # the rows still running, in batch order
+
+    with evaluating(model):
+        cache = _new_cache(model)
+        step_ids, step_positions = ids, positions
+        while True:
+            inputs: dict[str, Any] = {"input_ids": step_ids, cache_key: cache, "use_cache": True}
+            if padded:
+                inputs["attention_mask"] = mask
+            if "position_ids" in params:
+                inputs["position_ids"] = step_positions
+            if "logits_to_keep" in params:
+                inputs["logits_to_keep"] = 1
+            if names is not None:
+                inputs["adapter_names"] = [names[i] for i in live]
+            output = model(**inputs)
+            cache = _returned_cache(output, cache)
+            logits = output.logits[:, -1, :].float()  # (live, vocab)
+            del output
+            tokens = _choose(logits, [states[i] for i in live], [generators[i] for i in live])
+            keep = [at for at, (i, token) in enumerate(zip(live, tokens, strict=True)) if states[i].push(token)]
+            if not keep:
+                break
+            step_ids = torch.tensor([[tokens[at]] for at in keep], dtype=torch.long, device=device)  # (live, 1)
+            last = step_positions[:, -1:]  # (live before the drop, 1)
+            if len(keep) < len(live):
+                index = torch.tensor(keep, dtype=torch.long, device=device)
+                _select_rows(cache, index)
+                last = last[index]
+                if padded:
+                    mask = mask[index]
+                live = [live[at] for at in keep]
+            step_positions = last + 1
+            if padded:
+                mask = torch.cat([mask, mask.new_ones((len(live), 1))], dim=1)  # (live, past + 1)
+    return [s.result() for s in states]
