@@ -6,6 +6,7 @@ from __future__ import annotations
 import string
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import torch
@@ -47,9 +48,12 @@ def save_tiny(directory: Path, seed: int = 0) -> Path:
 
 
 class ScriptedLM(nn.Module):
-    """A stand-in causal LM for the runner: ``generate`` answers each prompt with ``reply(prompt)`` followed
-    by EOS, left-padded batches in, (batch, prompt + new) ids out, like ``model.generate``. It records the
-    settings it was called with."""
+    """A stand-in causal LM for the runner that answers each prompt with ``reply(prompt)`` followed by EOS.
+
+    ``forward`` is one step of a causal LM over a KV cache (what greedy decoding calls): the cache holds the
+    token ids seen so far, and the logits put all weight on each row's next scripted token. ``generate`` (what
+    beam search calls) takes left-padded batches and returns (batch, prompt + new) ids, like
+    ``model.generate``. Both record how they were called: ``forward`` once per prefill."""
 
     def __init__(self, tokenizer: PreTrainedTokenizerFast, reply: Callable[[str], str]) -> None:
         super().__init__()
@@ -60,9 +64,40 @@ class ScriptedLM(nn.Module):
         self.config = type("Cfg", (), {"_name_or_path": "scripted"})()
         self.calls: list[dict[str, Any]] = []
 
+    def _scripted(self, prompt: str) -> list[int]:
+        return self.tokenizer(self.reply(prompt), add_special_tokens=False)["input_ids"] + [EOS]
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        cache: Any = None,
+        use_cache: bool = True,
+        **kwargs: Any,
+    ) -> Any:
+        if cache.get_seq_length() == 0:  # the prefill: the prompts, left-padded
+            self._prompt_width = input_ids.shape[1]
+            self.calls.append(
+                {
+                    "step": "prefill",
+                    "batch": input_ids.shape[0],
+                    "training": self.training,
+                    "left_padded": attention_mask is None or bool((attention_mask[:, -1] == 1).all()),
+                }
+            )
+        as_states = input_ids[:, None, :, None].float()  # (batch, 1, new, 1)
+        seen, _ = cache.update(as_states, as_states, 0)
+        logits = torch.full((input_ids.shape[0], 1, len(self.tokenizer)), -1e4)
+        for b, row in enumerate(seen[:, 0, :, 0].long().tolist()):
+            prompt = self.tokenizer.decode([t for t in row[: self._prompt_width] if t != PAD])
+            reply = self._scripted(prompt)
+            logits[b, 0, reply[min(len(row) - self._prompt_width, len(reply) - 1)]] = 0.0
+        return SimpleNamespace(logits=logits, cache=cache)
+
     def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, generation_config: Any) -> torch.Tensor:
         self.calls.append(
             {
+                "step": "generate",
                 "batch": input_ids.shape[0],
                 "training": self.training,
                 "left_padded": bool((attention_mask[:, -1] == 1).all()),
@@ -74,10 +109,7 @@ class ScriptedLM(nn.Module):
         rows = []
         for ids, mask in zip(input_ids, attention_mask, strict=True):
             prompt = self.tokenizer.decode(ids[mask.bool()])
-            new = self.tokenizer(self.reply(prompt), add_special_tokens=False)["input_ids"][
-                : generation_config.max_new_tokens - 1
-            ]
-            rows.append(new + [EOS])
+            rows.append(self._scripted(prompt)[:-1][: generation_config.max_new_tokens - 1] + [EOS])
         width = max(len(r) for r in rows)
         new_ids = torch.tensor([r + [PAD] * (width - len(r)) for r in rows])
         return torch.cat([input_ids, new_ids], dim=1)

@@ -65,9 +65,10 @@ def test_accuracies_records_and_reports(tmp_path: Path) -> None:
     assert summary["settings"]["generation"]["svamp"]["num_beams"] == 1
     assert summary["settings"]["generation"]["svamp"]["stop_at_eos"] is True
     assert summary["adapters"] == [] and [r["label"] for r in summary["runs"]] == ["scripted"]
-    # generation ran batched, left-padded, in eval mode, stopping at EOS
-    assert {c["batch"] for c in model.calls} == {1, 2}
-    assert all(c["left_padded"] and not c["training"] and c["eos"] == [3] for c in model.calls)
+    # generation ran batched (one prefill per batch of 2, then the odd one out), left-padded, in eval mode,
+    # stopping at EOS
+    assert [c["batch"] for c in model.calls] == [2, 1, 2] and {c["step"] for c in model.calls} == {"prefill"}
+    assert all(c["left_padded"] and not c["training"] for c in model.calls)
 
     lines = (tmp_path / "svamp.jsonl").read_text().splitlines()
     records = [_strict_json(line) for line in lines]
@@ -77,6 +78,9 @@ def test_accuracies_records_and_reports(tmp_path: Path) -> None:
     assert [r["answer"] for r in records] == ["5.0", "875.0", "40.0"]
     assert records[0]["prompt"] == get_template("alpaca").prompt(get_task_instruction(0))
     assert records[1]["generation"] == REPLIES["1,250 books"]
+    # each reply ended at its EOS (one character, one token), which the text leaves out
+    assert [r["stopped_at_eos"] for r in records] == [True, True, True]
+    assert [r["new_tokens"] for r in records] == [len(r["generation"]) for r in records]
     wino_records = [_strict_json(x) for x in (tmp_path / "winogrande.jsonl").read_text().splitlines()]
     assert [r["prediction"] for r in wino_records] == ["option1", "option2"]
     assert _strict_json((tmp_path / "summary.json").read_text()) == summary

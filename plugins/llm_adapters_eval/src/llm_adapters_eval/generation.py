@@ -1,9 +1,11 @@
 """Batched text generation for evaluation, and a streaming helper for interactive use.
 
-:func:`generate` runs ``model.generate`` over prompts in batches: left padding with an attention mask (so
-padding never changes a prompt's result), the KV cache, the model in eval mode (no dropout), greedy decoding
-by default or beam search, and stopping at the end-of-sequence token. Prompts are batched in order of length,
-so a batch holds prompts of similar length and little padding; results come back in the input order.
+:func:`generate` decodes prompts in batches: greedy decoding or sampling (``num_beams=1``) through
+:func:`llm_adapters_eval.decoding.decode`, which drops every finished row from the batch at each step, and beam
+search through ``model.generate``. Both use left padding with an attention mask (so padding never changes a
+prompt's result), the KV cache, the model in eval mode (no dropout), and stop at the end-of-sequence token.
+Prompts are grouped by their length in tokens (sorted, then cut into batches of ``batch_size``), so a batch holds
+prompts of similar length and little padding; results come back in the input order.
 
 With ``stop_at_eos=False`` generation ignores EOS and always runs ``max_new_tokens`` (what the reference's
 evaluation did, by accident: its GenerationConfig carried no EOS id); the text after EOS is then kept.
@@ -14,38 +16,67 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from transformers import GenerationConfig, TextStreamer
+from transformers import GenerationConfig
+
+from llm_adapters.errors import ConfigError
+
+from .decoding import Row, Sampling, decode, evaluating
+
+__all__ = ["Generated", "GenerationSettings", "eos_ids", "evaluating", "generate", "pad_id", "stream"]
 
 
 @dataclass(frozen=True)
 class GenerationSettings:
-    """How to generate. ``num_beams=1`` is greedy decoding."""
+    """How to generate. ``num_beams=1`` with ``temperature=0`` is greedy decoding; ``temperature > 0``
+    samples (with ``top_k``, ``top_p``; ``seed`` makes it repeatable: prompt ``i`` of a call draws with
+    ``seed + i``, whatever the batching). ``stop``: strings that end an answer, cut before them."""
 
     max_new_tokens: int = 256
     num_beams: int = 1
     batch_size: int = 16
     stop_at_eos: bool = True
     skip_special_tokens: bool = False
+    temperature: float = 0.0
+    top_p: float = 1.0
+    top_k: int = 0
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         for field_name in ("max_new_tokens", "num_beams", "batch_size"):
             value = getattr(self, field_name)
             if not isinstance(value, int) or value < 1:
-                raise ValueError(f"generation: {field_name} must be an integer >= 1, got {value!r}")
+                raise ConfigError(f"generation: {field_name} must be an integer >= 1, got {value!r}")
+        object.__setattr__(self, "stop", (self.stop,) if isinstance(self.stop, str) else tuple(self.stop))
+        try:
+            self.sampling(0)  # the sampling fields, checked once by the rules every row follows
+        except ConfigError as exc:
+            raise ConfigError(str(exc).replace("sampling:", "generation:", 1)) from None
+        if self.num_beams > 1 and (self.temperature > 0 or self.stop):
+            raise ConfigError(
+                f"generation: beam search (num_beams={self.num_beams}) is deterministic and takes no sampling "
+                "or stop strings; use num_beams=1 with temperature, top_p, top_k, seed or stop"
+            )
+
+    def sampling(self, index: int) -> Sampling:
+        """The sampling of prompt ``index`` (its seed is ``seed + index``)."""
+        seed = None if self.seed is None else self.seed + index
+        return Sampling(self.temperature, self.top_p, self.top_k, seed, self.stop)
 
 
 @dataclass
 class Generated:
     """One prompt's result: the new text, its token ids (EOS and padding removed) and whether it ended
-    with EOS."""
+    with EOS. ``finish_reason``: "stop" (EOS or a stop string) or "length" (the budget ran out)."""
 
     text: str
     token_ids: list[int]
     stopped_at_eos: bool
+    finish_reason: str = field(default="", compare=False)
 
     @property
     def num_tokens(self) -> int:
@@ -103,28 +134,6 @@ def _no_eos(model: Any, active: bool) -> Iterator[None]:
         config.eos_token_id = saved
 
 
-@contextmanager
-def evaluating(model: Any) -> Iterator[Any]:
-    """The model in eval mode within the block (dropout off), its previous mode restored afterwards."""
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.inference_mode():
-            yield model
-    finally:
-        model.train(was_training)
-
-
-@contextmanager
-def left_padding(tokenizer: Any) -> Iterator[Any]:
-    previous = tokenizer.padding_side
-    tokenizer.padding_side = "left"
-    try:
-        yield tokenizer
-    finally:
-        tokenizer.padding_side = previous
-
-
 def _device(model: Any) -> torch.device:
     return next(model.parameters()).device
 
@@ -148,7 +157,8 @@ def generate(
     progress: bool | Callable[[int], None] = False,
     description: str = "generating",
 ) -> list[Generated]:
-    """Generate a continuation for every prompt, in batches of ``settings.batch_size``.
+    """Generate a continuation for every prompt, in batches of ``settings.batch_size`` prompts of similar
+    length (sorted by their length in tokens, longest first).
 
     ``progress``: True shows a progress bar on stderr; a callable is called with the number of prompts
     finished after each batch.
@@ -156,26 +166,19 @@ def generate(
     settings = settings or GenerationSettings()
     if not prompts:
         return []
-    config = generation_config(model, tokenizer, settings)
-    ends = eos_ids(model, tokenizer)
-    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]), reverse=True)
+    encoded: list[list[int]] = tokenizer(list(prompts))["input_ids"]
+    for i, ids in enumerate(encoded):
+        if not ids:
+            raise ConfigError(f"generation: prompt {i} ({prompts[i]!r}) has no tokens; give a non-empty prompt")
+    order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]), reverse=True)
     results: list[Generated | None] = [None] * len(prompts)
     bar = _progress_bar(len(prompts), description) if progress is True else None
-    device = _device(model)
-    with evaluating(model), left_padding(tokenizer), _no_eos(model, not settings.stop_at_eos):
+    run = _decode_batch if settings.num_beams == 1 else _beam_batch
+    with evaluating(model):
         for start in range(0, len(order), settings.batch_size):
             chunk = order[start : start + settings.batch_size]
-            enc = tokenizer([prompts[i] for i in chunk], return_tensors="pt", padding=True)
-            # input_ids, attention_mask: (batch, prompt_len), left-padded
-            enc = {k: v.to(device) for k, v in enc.items() if k in ("input_ids", "attention_mask")}
-            if "attention_mask" not in enc:
-                enc["attention_mask"] = torch.ones_like(enc["input_ids"])
-            out = model.generate(**enc, generation_config=config)  # (batch, prompt_len + new)
-            new = out[:, enc["input_ids"].shape[1] :].tolist()
-            for row, i in zip(new, chunk, strict=True):
-                ids, stopped = _trim(row, ends, settings.stop_at_eos)
-                text = tokenizer.decode(ids, skip_special_tokens=settings.skip_special_tokens)
-                results[i] = Generated(text=text, token_ids=ids, stopped_at_eos=stopped)
+            for i, result in zip(chunk, run(model, tokenizer, chunk, encoded, settings), strict=True):
+                results[i] = result
             if bar is not None:
                 bar.update(len(chunk))
             elif callable(progress):
@@ -185,22 +188,49 @@ def generate(
     return [r for r in results if r is not None]
 
 
+def _decode_batch(
+    model: Any, tokenizer: Any, chunk: Sequence[int], encoded: Sequence[list[int]], settings: GenerationSettings
+) -> list[Generated]:
+    """One batch through :func:`~llm_adapters_eval.decoding.decode` (greedy or sampled, rows dropped as they
+    finish)."""
+    rows = [Row(encoded[i], settings.max_new_tokens, settings.sampling(i)) for i in chunk]
+    decoded = decode(
+        model,
+        tokenizer,
+        rows,
+        eos_ids=eos_ids(model, tokenizer),
+        pad_id=pad_id(model, tokenizer),
+        stop_at_eos=settings.stop_at_eos,
+        skip_special_tokens=settings.skip_special_tokens,
+    )
+    return [Generated(d.text, d.token_ids, d.stopped_at_eos, d.finish_reason) for d in decoded]
+
+
+def _beam_batch(
+    model: Any, tokenizer: Any, chunk: Sequence[int], encoded: Sequence[list[int]], settings: GenerationSettings
+) -> list[Generated]:
+    """One batch of beam search through ``model.generate`` (left-padded, with the attention mask)."""
+    config = generation_config(model, tokenizer, settings)
+    ends = eos_ids(model, tokenizer)
+    device = _device(model)
+    width = max(len(encoded[i]) for i in chunk)
+    pad = pad_id(model, tokenizer)
+    ids = torch.tensor([[pad] * (width - len(encoded[i])) + encoded[i] for i in chunk], device=device)
+    mask = torch.tensor([[0] * (width - len(encoded[i])) + [1] * len(encoded[i]) for i in chunk], device=device)
+    with _no_eos(model, not settings.stop_at_eos):
+        out = model.generate(input_ids=ids, attention_mask=mask, generation_config=config)  # (batch, width + new)
+    results = []
+    for row in out[:, width:].tolist():
+        new, stopped = _trim(row, ends, settings.stop_at_eos)
+        text = tokenizer.decode(new, skip_special_tokens=settings.skip_special_tokens)
+        results.append(Generated(text, new, stopped, "stop" if stopped else "length"))
+    return results
+
+
 def _progress_bar(total: int, description: str) -> Any:
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc=description, unit="ex", file=sys.stderr, dynamic_ncols=True)
-
-
-class _CallbackStreamer(TextStreamer):
-    """Hands each finished piece of text to a callback instead of printing it."""
-
-    def __init__(self, tokenizer: Any, on_text: Callable[[str], None]) -> None:
-        super().__init__(tokenizer, skip_prompt=True, skip_special_tokens=True)
-        self._on_text = on_text
-
-    def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
-        if text:
-            self._on_text(text)
 
 
 def stream(
@@ -210,22 +240,39 @@ def stream(
     on_text: Callable[[str], None],
     settings: GenerationSettings | None = None,
 ) -> Generated:
-    """Generate for one prompt, calling ``on_text`` with each piece of text as soon as it is decoded.
+    """Generate for one prompt, calling ``on_text`` with each piece of text as soon as it is final (decoded
+    without special tokens); the pieces joined are the result's text.
 
     Beam search cannot stream (the best beam is known only at the end): with ``num_beams > 1`` the whole
     text is handed to ``on_text`` once, at the end.
     """
     settings = settings or GenerationSettings(max_new_tokens=256, batch_size=1)
-    config = generation_config(model, tokenizer, settings)
-    ends = eos_ids(model, tokenizer)
-    device = _device(model)
-    enc = tokenizer(prompt, return_tensors="pt")
-    enc = {k: v.to(device) for k, v in enc.items() if k in ("input_ids", "attention_mask")}
-    streamer = _CallbackStreamer(tokenizer, on_text) if settings.num_beams == 1 else None
-    with evaluating(model):
-        out = model.generate(**enc, generation_config=config, streamer=streamer)
-    ids, stopped = _trim(out[0, enc["input_ids"].shape[1] :].tolist(), ends, True)
-    text = tokenizer.decode(ids, skip_special_tokens=True)
-    if streamer is None:
-        on_text(text)
-    return Generated(text=text, token_ids=ids, stopped_at_eos=stopped)
+    ids = tokenizer(prompt)["input_ids"]
+    if settings.num_beams > 1:
+        quiet = GenerationSettings(
+            max_new_tokens=settings.max_new_tokens,
+            num_beams=settings.num_beams,
+            batch_size=1,
+            stop_at_eos=settings.stop_at_eos,
+            skip_special_tokens=True,
+        )
+        with evaluating(model):
+            (result,) = _beam_batch(model, tokenizer, [0], [ids], quiet)
+        on_text(result.text)
+        return result
+
+    def hand_out(_token: int, piece: str) -> None:
+        if piece:
+            on_text(piece)
+
+    row = Row(ids, settings.max_new_tokens, settings.sampling(0), on_token=hand_out)
+    (d,) = decode(
+        model,
+        tokenizer,
+        [row],
+        eos_ids=eos_ids(model, tokenizer),
+        pad_id=pad_id(model, tokenizer),
+        stop_at_eos=settings.stop_at_eos,
+        skip_special_tokens=True,
+    )
+    return Generated(d.text, d.token_ids, d.stopped_at_eos, d.finish_reason)
