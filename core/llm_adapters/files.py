@@ -33,6 +33,7 @@ from .engine.targets import MODEL_LEVEL_ATTR
 from .engine.wrapper import AdaptedModule
 from .errors import AdapterFileError, ConfigError
 from .fileio import atomic_write, write_json
+from .quantize import full_precision_shapes
 from .registry import adapter_provider, get_registry
 
 FORMAT_VERSION = 1
@@ -57,7 +58,7 @@ def base_parameter_shapes(model: nn.Module) -> dict[str, tuple[int, ...]]:
                 walk(child, f"{prefix}{cname}.")
 
     walk(model, "")
-    return shapes
+    return full_precision_shapes(model, shapes)  # a quantized base has its full-precision original's identity
 
 
 def fingerprint(model: nn.Module) -> str:

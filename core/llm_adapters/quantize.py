@@ -177,3 +177,38 @@ def dequantize_weight(module: nn.Module, dtype: torch.dtype | None = None) -> to
         else:
             w = weight.detach()
         return w.to(dtype or torch.float32)
+
+
+def full_precision_shapes(model: nn.Module, shapes: dict[str, tuple[int, ...]]) -> dict[str, tuple[int, ...]]:
+    """``shapes`` (base parameter name -> shape) with each quantized weight given the shape it has in the
+    full-precision model, so that a quantized base and its full-precision original share one identity (an
+    adapter trained on one loads onto the other). 4-bit weights are stored packed, and transformers' ``Conv1D``
+    layers (GPT-2) become ``(out, in)`` linear layers when quantized: the full-precision shapes come from the
+    model's architecture built on the meta device (no memory), once per model. Unquantized models: unchanged."""
+    if is_quantized(model) is None:
+        return shapes
+    full = model.__dict__.get("_llm_adapters_full_shapes")
+    if full is None:
+        full = _skeleton_shapes(model)
+        model.__dict__["_llm_adapters_full_shapes"] = full
+    return {name: full.get(name, shape) for name, shape in shapes.items()}
+
+
+def _skeleton_shapes(model: nn.Module) -> dict[str, tuple[int, ...]]:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    shapes: dict[str, tuple[int, ...]] = {}
+    try:
+        with torch.device("meta"):
+            skeleton = AutoModelForCausalLM.from_config(model.config)
+    except Exception:  # an architecture transformers cannot rebuild: fall back to the 4-bit weights' own record
+        for path, module in model.named_modules():
+            state = getattr(getattr(module, "weight", None), "quant_state", None)
+            if quantized_kind(module) == "4bit" and state is not None:
+                shapes[f"{path}.weight" if path else "weight"] = tuple(state.shape)
+        return shapes
+    for path, module in skeleton.named_modules():
+        for pname, p in module.named_parameters(recurse=False):
+            shapes[f"{path}.{pname}" if path else pname] = tuple(p.shape)
+    return shapes

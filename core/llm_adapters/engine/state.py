@@ -7,6 +7,7 @@ module tree, and model-level adapters under ``model.llm_adapters_model_level``.
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -130,10 +131,14 @@ def _unwrap(model: nn.Module, path: str, wrapper: AdaptedModule) -> None:
 
 
 def _module_dtype_device(module: nn.Module, model: nn.Module) -> tuple[torch.dtype, torch.device]:
-    for p in module.parameters():
-        return p.dtype, p.device
+    """The dtype (of floating-point values: a quantized layer's packed integers do not count) and device of
+    ``module``'s parameters, falling back to the model's."""
+    device = next((p.device for p in module.parameters()), None)
+    for p in itertools.chain(module.parameters(), model.parameters()):
+        if p.is_floating_point():
+            return p.dtype, device if device is not None else p.device
     p = next(model.parameters())
-    return p.dtype, p.device
+    return torch.float32, device if device is not None else p.device
 
 
 def _freeze_base(model: nn.Module, state: AdapterState) -> None:

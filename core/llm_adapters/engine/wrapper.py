@@ -32,6 +32,8 @@ from torch import nn
 
 from ..errors import AdapterStateError
 from ..layers import AdapterLayer
+from ..quantize import quantized_kind
+from .base_weights import read_weight
 from .rows import _call, _dtype, forward_by_rows
 
 
@@ -39,6 +41,19 @@ def is_conv1d(module: nn.Module) -> bool:
     """Whether ``module`` is transformers' ``Conv1D`` (GPT-2 style: weight stored ``(in, out)``), recognised
     without importing transformers."""
     return any(c.__name__ == "Conv1D" and c.__module__.startswith("transformers.") for c in type(module).__mro__)
+
+
+def quantized_merge_problem(module: nn.Module) -> str | None:
+    """Why adapters cannot be merged into ``module`` (its weight is quantized by bitsandbytes), or None."""
+    kind = quantized_kind(module)
+    if kind is None:
+        return None
+    return (
+        f"the base weight is quantized ({kind}, {type(module).__name__}), and folding an adapter into it would "
+        "mean quantizing the merged weight again, which loses most of the adapter's change. Keep the adapter "
+        "unmerged on the quantized model, or load the base in full precision and merge there (llm-adapters "
+        "export does that: the QLoRA convention)"
+    )
 
 
 def _slot(kind: str, part: str | None) -> str:
@@ -79,8 +94,9 @@ class AdaptedModule(nn.Module):
         return getattr(self.base, "out_features", None)
 
     def weight_out_in(self) -> torch.Tensor:
-        """The live base weight in (out, in) layout."""
-        w = self.base.weight
+        """The base weight in (out, in) layout: the live parameter, or a whole float copy when it is sharded
+        (ZeRO-3, DTensor) or quantized (bitsandbytes), see :mod:`.base_weights`."""
+        w = read_weight(self.base)
         return w.t() if self.transposed else w
 
     def part_weight(self, part: str | None = None) -> torch.Tensor:
@@ -196,7 +212,11 @@ class AdaptedModule(nn.Module):
 
     def check_mergeable(self, names: list[str]) -> None:
         """Raise (changing nothing) unless merging ``names`` here is exact: every layer of theirs declares
-        ``mergeable``, and the module's composition stays exact (:meth:`composition_problem`)."""
+        ``mergeable``, and the module's composition stays exact (:meth:`composition_problem`); the base
+        weight is not quantized (:func:`quantized_merge_problem`)."""
+        problem = quantized_merge_problem(self.base)
+        if problem:
+            raise AdapterStateError(f"cannot merge {', '.join(sorted(set(names)))}: {problem}")
         for name, slot in self._slots(names):
             layer = self.adapters[name][slot]
             if not layer.mergeable:

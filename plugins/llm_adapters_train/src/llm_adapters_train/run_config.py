@@ -35,7 +35,19 @@ class TrainConfig(BaseModel):
         "source handles (a .gguf file, the embedded 'smollm2-135m'); default: the installed default model.",
     )
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
-        "auto", description="Weights dtype: auto = float32 on CPU, bfloat16 (or float16) on a GPU."
+        "auto",
+        description="Precision of the base model and of the forward pass: auto = bfloat16 on a GPU that supports "
+        "it, float16 (with loss scaling) on one that does not, float32 on the CPU. Adapter weights stay float32.",
+    )
+    quantize: Literal["8bit", "4bit"] | None = Field(
+        None,
+        description="Load the base model quantized by bitsandbytes: 8bit (LLM.int8()) or 4bit (NF4 with double "
+        "quantization: QLoRA); the adapter trains in float32 on top. Needs the [quant] extra.",
+    )
+    device_map: Literal["auto", "balanced", "sequential"] | None = Field(
+        None,
+        description="Spread the base model's layers over the GPUs of this machine (one process; for models too "
+        "large for one GPU): auto, balanced or sequential.",
     )
     adapter: str = Field("lora", min_length=1, description="Adapter type (see `llm-adapters plugins`).")
     adapter_options: dict[str, Any] = Field(
@@ -68,7 +80,10 @@ class TrainConfig(BaseModel):
     warmup_steps: int = Field(100, ge=0, description="Linear warm-up steps (the reference's 100).")
     lr_scheduler: Scheduler = Field("linear", description="Learning-rate schedule after warm-up.")
     max_grad_norm: float = Field(1.0, ge=0, description="Gradient clipping norm (0 disables clipping).")
-    gradient_checkpointing: bool = Field(False, description="Recompute activations in backward to save memory.")
+    gradient_checkpointing: bool | None = Field(
+        None,
+        description="Recompute activations in backward to save memory (default: on with quantize, off otherwise).",
+    )
     seed: int = Field(42, ge=0, description="Seed for adapter initialisation, data order, split and dropout.")
 
     # evaluation, logging, checkpoints

@@ -21,6 +21,7 @@ from llm_adapters.files import load_adapter_weights, save_adapter
 
 from .checkpoints import mark_complete, save_gathered_adapter
 from .errors import TrainingError
+from .precision import mixed_precision
 from .run_config import TrainConfig
 
 
@@ -90,10 +91,16 @@ def gradient_accumulation(config: TrainConfig, n_processes: int) -> int:
     return config.batch_size // per_step
 
 
-def training_arguments(config: TrainConfig, *, has_eval: bool, dtype: torch.dtype) -> Any:
+def training_arguments(
+    config: TrainConfig, *, has_eval: bool, dtype: torch.dtype, gradient_checkpointing: bool | None = None
+) -> Any:
+    """The Trainer's arguments for ``config``: ``dtype`` is the precision the base computes in (bf16 / fp16
+    switch the Trainer's mixed precision on, see :func:`.precision.mixed_precision`); ``gradient_checkpointing``
+    as resolved for the run (None: the config's setting)."""
     from transformers import TrainingArguments
 
     n = world_size()
+    checkpointing = bool(config.gradient_checkpointing if gradient_checkpointing is None else gradient_checkpointing)
     kwargs: dict[str, Any] = dict(
         output_dir=config.output,
         per_device_train_batch_size=config.micro_batch_size,
@@ -117,10 +124,9 @@ def training_arguments(config: TrainConfig, *, has_eval: bool, dtype: torch.dtyp
         load_best_model_at_end=bool(config.load_best_model_at_end and has_eval),
         metric_for_best_model="eval_loss" if has_eval else None,
         greater_is_better=False if has_eval else None,
-        activation_checkpointing=config.gradient_checkpointing,
-        activation_checkpointing_kwargs={"use_reentrant": False} if config.gradient_checkpointing else None,
-        bf16=dtype == torch.bfloat16,
-        fp16=dtype == torch.float16,
+        activation_checkpointing=checkpointing,
+        activation_checkpointing_kwargs={"use_reentrant": False} if checkpointing else None,
+        **mixed_precision(dtype),
         seed=config.seed,
         data_seed=config.seed,
         report_to=_report_to(config.report_to),

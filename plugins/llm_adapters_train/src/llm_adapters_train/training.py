@@ -14,6 +14,7 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,8 @@ from llm_adapters.config import parse_config
 from llm_adapters.engine import adapter_config, attach, list_adapters, trainable_parameters
 from llm_adapters.fileio import OutputLock, atomic_write_text, check_output_dir, write_json
 from llm_adapters.files import CONFIG_NAME, WEIGHTS_NAME, save_adapter
-from llm_adapters.models import ensure_pad_token, load_model
+from llm_adapters.models import check_device_map, ensure_pad_token, load_model
+from llm_adapters.quantize import is_quantized, require_bitsandbytes
 from llm_adapters.template import get_template
 
 from .checkpoints import (
@@ -41,6 +43,8 @@ from .checkpoints import (
 from .curves import plot_losses
 from .data import RightPaddingCollator, load_records, split_records, tokenize_dataset
 from .errors import TrainingError, TrainingInterrupted
+from .kbit import prepare_kbit_training
+from .precision import model_precision, training_device, training_dtype
 from .run_config import TrainConfig
 from .trainer import trainer_class, training_arguments
 
@@ -101,6 +105,36 @@ def _prepare_output(config: TrainConfig) -> Path | None:
     return None
 
 
+def _load_device(config: TrainConfig) -> Any:
+    """Where ``train()`` loads the base: nowhere in particular with a device map (it places the layers); on
+    the training device when quantizing (bitsandbytes quantizes where the weights are loaded); else on the
+    CPU, from where the Trainer moves it (or DeepSpeed / FSDP shard it)."""
+    if config.device_map is not None:
+        return None
+    return training_device() if config.quantize is not None else "cpu"
+
+
+def _precision_text(precision: torch.dtype, quantized: str | None) -> str:
+    name = str(precision).removeprefix("torch.")
+    amp = {torch.bfloat16: " (autocast)", torch.float16: " (autocast, loss scaling)"}.get(precision, "")
+    base = f"{quantized} base computing in {name}{amp}" if quantized else f"precision {name}{amp}"
+    return f"{base}; adapter weights float32"
+
+
+@contextlib.contextmanager
+def _adapters_declared(model: nn.Module) -> Iterator[None]:
+    """While the Trainer is built, tell transformers that trainable adapters sit on the model: it refuses a
+    quantized model that carries none it knows of (PEFT's), and ours are attached by the kernel instead."""
+    if not is_quantized(model) or model.__dict__.get("_hf_peft_config_loaded"):
+        yield
+        return
+    model._hf_peft_config_loaded = True
+    try:
+        yield
+    finally:
+        del model._hf_peft_config_loaded
+
+
 def train(
     config: TrainConfig,
     *,
@@ -126,16 +160,36 @@ def _train(
 ) -> TrainResult:
     from transformers import set_seed
 
+    if config.quantize is not None:  # options that need something absent fail before any data is read
+        require_bitsandbytes(config.quantize)
+    if model is None:
+        check_device_map(config.device_map)
     records = load_records(config.data, limit=config.limit)
     train_ds, val_ds = split_records(records, config.val_set_size, seed=config.seed)
     get_template(config.template)
     parse_config({"type": config.adapter, **config.adapter_options})  # adapter options, checked before loading
     if model is None:
-        model, tokenizer = load_model(config.model, dtype=config.dtype, device="cpu")
+        precision = training_dtype(config.dtype)  # for the device training runs on, not the one it loads on
+        model, tokenizer = load_model(
+            config.model,
+            dtype=precision,
+            device=_load_device(config),
+            quantize=config.quantize,
+            device_map=config.device_map,
+        )
         model_name = getattr(model.config, "_name_or_path", None) or str(config.model)
     else:
+        if config.quantize is not None and is_quantized(model) != config.quantize:
+            raise TrainingError(
+                f"quantize={config.quantize!r} applies when train() loads the model, but the model passed in is "
+                f"{'quantized to ' + str(is_quantized(model)) if is_quantized(model) else 'not quantized'}; load "
+                f"it with load_model(..., quantize={config.quantize!r}) or leave quantize out"
+            )
+        precision = model_precision(model)
         model_name = getattr(model.config, "_name_or_path", None) or config.model or "model"
     ensure_pad_token(tokenizer)
+    quantized = is_quantized(model)
+    checkpointing = config.gradient_checkpointing if config.gradient_checkpointing is not None else bool(quantized)
 
     names = [a.name for a in list_adapters(model)]
     if names and names != ["default"]:
@@ -145,6 +199,8 @@ def _train(
     if not names:
         set_seed(config.seed)  # the adapter's initialisation depends on the seed only
         attach(model, {"type": config.adapter, **config.adapter_options}, name="default")
+    if quantized:
+        prepare_kbit_training(model, gradient_checkpointing=checkpointing)
     use_cache = getattr(model.config, "use_cache", None)
     model.config.use_cache = False
 
@@ -160,16 +216,18 @@ def _train(
             f"token within cutoff_len={config.cutoff_len}"
         )
 
-    dtype = next(p.dtype for p in model.parameters())
-    args = training_arguments(config, has_eval=val_tok is not None, dtype=dtype)
-    trainer = trainer_class()(
-        model=model,
-        args=args,
-        train_dataset=train_tok,
-        eval_dataset=val_tok,
-        data_collator=RightPaddingCollator(tokenizer.pad_token_id),
-        callbacks=callbacks,
+    args = training_arguments(
+        config, has_eval=val_tok is not None, dtype=precision, gradient_checkpointing=checkpointing
     )
+    with _adapters_declared(model):
+        trainer = trainer_class()(
+            model=model,
+            args=args,
+            train_dataset=train_tok,
+            eval_dataset=val_tok,
+            data_collator=RightPaddingCollator(tokenizer.pad_token_id),
+            callbacks=callbacks,
+        )
     trainer.adapter_keys = adapter_state_dict_keys(model, "default")
     with tempfile.TemporaryDirectory() as tmp:  # the adapter's identity, taken while it is whole
         trainer.adapter_config_text = (save_adapter(model, tmp, name="default") / CONFIG_NAME).read_text()
@@ -180,7 +238,7 @@ def _train(
             f"training adapter {config.adapter!r} on {model_name}: {trainable:,} trainable of {total:,} "
             f"parameters ({100 * trainable / total:.3f}%); {len(train_tok)} training and "
             f"{len(val_tok) if val_tok is not None else 0} validation examples; {args.world_size} process(es), "
-            f"gradient accumulation {args.gradient_accumulation_steps}"
+            f"gradient accumulation {args.gradient_accumulation_steps}; {_precision_text(precision, quantized)}"
             + (f"; resuming from {resume_from}" if resume_from else "")
         )
     start = time.time()
@@ -214,6 +272,9 @@ def _train(
             "validation_examples": len(val_tok) if val_tok is not None else 0,
             "trainable_parameters": trainable,
             "total_parameters": total,
+            "precision": str(precision).removeprefix("torch."),
+            "quantize": quantized,
+            "gradient_checkpointing": checkpointing,
             "world_size": args.world_size,
             "gradient_accumulation_steps": args.gradient_accumulation_steps,
             "wall_seconds": elapsed,
