@@ -88,6 +88,18 @@ import click
     default=None,
     help="Weights dtype (auto: float32 on CPU).",
 )
+@click.option(
+    "--quantize",
+    type=click.Choice(["8bit", "4bit"]),
+    default=None,
+    help="Load the base model quantized by bitsandbytes (8bit, or 4bit NF4); needs the [quant] extra.",
+)
+@click.option(
+    "--device-map",
+    type=click.Choice(["auto", "balanced", "sequential"]),
+    default=None,
+    help="Spread the base model's layers over this machine's GPUs.",
+)
 @click.option("--progress/--no-progress", default=None, help="Progress bars on stderr (default: on).")
 def command(config_file: str | None, **flags: object) -> None:
     """Evaluate a model and adapters on tasks; write summary.json, one JSONL file per task, a markdown

@@ -43,6 +43,18 @@ import click
     show_default=True,
     help="Weights dtype.",
 )
+@click.option(
+    "--quantize",
+    type=click.Choice(["8bit", "4bit"]),
+    default=None,
+    help="Load the base model quantized by bitsandbytes (8bit, or 4bit NF4); needs the [quant] extra.",
+)
+@click.option(
+    "--device-map",
+    type=click.Choice(["auto", "balanced", "sequential"]),
+    default=None,
+    help="Spread the base model's layers over this machine's GPUs.",
+)
 def command(
     prompt: str | None,
     model: str | None,
@@ -52,6 +64,8 @@ def command(
     max_new_tokens: int,
     num_beams: int,
     dtype: str,
+    quantize: str | None,
+    device_map: str | None,
 ) -> None:
     """Generate a response to PROMPT (an instruction), streaming tokens as they come. Without PROMPT, read
     instructions from the terminal one per line until an empty input, `exit` or end of file (Ctrl-D).
@@ -67,7 +81,7 @@ def command(
     from .per_task import resolve_template
 
     resolve_template(template or DEFAULT_TEMPLATE, None)  # a misspelt name fails before the model loads
-    lm, tokenizer = load_model(model, dtype=dtype)
+    lm, tokenizer = load_model(model, dtype=dtype, quantize=quantize, device_map=device_map)
     for i, path in enumerate(adapter_paths):
         load_adapter(lm, path, name=f"adapter{i}" if len(adapter_paths) > 1 else None)
     layout = resolve_template(template or DEFAULT_TEMPLATE, tokenizer)

@@ -36,6 +36,12 @@ class EvalConfig(BaseModel):
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
         "auto", description="Weights dtype: auto = float32 on CPU, bfloat16 (or float16) on a GPU."
     )
+    quantize: Literal["8bit", "4bit"] | None = Field(
+        None, description="Load the base model quantized by bitsandbytes (8bit, or 4bit NF4); needs the [quant] extra."
+    )
+    device_map: Literal["auto", "balanced", "sequential"] | None = Field(
+        None, description="Spread the base model's layers over this machine's GPUs (auto, balanced, sequential)."
+    )
     adapter_paths: list[str] = Field(
         default_factory=list, description="Adapter directories to evaluate, each in its own run, side by side."
     )

@@ -76,6 +76,7 @@ def build_summary(
         "limit": config.limit,
         "data_dir": config.data_dir,
         "dtype": config.dtype,
+        "quantize": config.quantize,
         "generation": {
             t.name: {
                 "max_new_tokens": g.max_new_tokens,

@@ -164,7 +164,9 @@ def _evaluate(
         from llm_adapters.models import load_model
 
         say(f"loading {config.model or 'the default model'} ...")
-        model, tokenizer = load_model(config.model, dtype=config.dtype)
+        model, tokenizer = load_model(
+            config.model, dtype=config.dtype, quantize=config.quantize, device_map=config.device_map
+        )
     template = resolve_template(config.template_name, tokenizer)
     label = model_label(None if given else config.model, model)
     plan: list[tuple[str, str | None, dict[str, Any] | None]] = []
