@@ -4,6 +4,8 @@ together, which the scheduler batches), stop strings, seeds, streaming."""
 
 from __future__ import annotations
 
+import http.client
+import json
 import threading
 
 import pytest
@@ -178,3 +180,32 @@ def test_streamed_chat(served: Served) -> None:
     assert text == served.local("beta-dir", "[user] Count\n[assistant] ", 10).text
     assert events[-1].choices[0].finish_reason in ("stop", "length")
     assert all(e.object == "chat.completion.chunk" for e in events)
+
+
+def test_server_sent_events_framing_and_keep_alive(served: Served) -> None:
+    """The bytes on the wire: ``data: <json>\\n\\n`` events ending with ``data: [DONE]\\n\\n``; then a second
+    request on the same (kept-alive) connection."""
+    conn = http.client.HTTPConnection("127.0.0.1", served.running.port, timeout=60)
+    body = {
+        "model": "alpha",
+        "messages": [{"role": "user", "content": "Count"}],
+        "max_tokens": 5,
+        "stream": True,
+        "temperature": 0,
+    }
+    conn.request("POST", "/v1/chat/completions", body=json.dumps(body), headers={"Content-Type": "application/json"})
+    res = conn.getresponse()
+    assert res.status == 200 and res.getheader("Content-Type").startswith("text/event-stream")
+    raw = res.read().decode()
+    assert raw.endswith("\n\ndata: [DONE]\n\n")
+    events = raw.split("\n\n")[:-1]
+    assert all(e.startswith("data: ") and "\n" not in e for e in events)
+    chunks = [json.loads(e[len("data: ") :]) for e in events[:-1]]
+    assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
+    text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks)
+    assert text == served.local("alpha", "[user] Count\n[assistant] ", 5).text
+    assert chunks[-1]["choices"][0]["delta"] == {} and chunks[-1]["choices"][0]["finish_reason"] == "length"
+    conn.request("GET", "/v1/models")
+    again = conn.getresponse()
+    assert again.status == 200 and len(json.loads(again.read())["data"]) == 3
+    conn.close()
