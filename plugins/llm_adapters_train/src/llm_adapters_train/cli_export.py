@@ -53,7 +53,10 @@ def command(
     overwrite: bool,
 ) -> None:
     """Merge adapters into the base model and save it as an ordinary checkpoint (safetensors + tokenizer),
-    loadable with transformers alone. Only mergeable adapter types (e.g. LoRA) can be exported this way."""
+    loadable with transformers alone. Only mergeable adapter types (e.g. LoRA) can be exported this way.
+
+    The base is always loaded in full precision: an adapter trained on a quantized base (train --quantize)
+    is merged into the full-precision weights it was quantized from (the QLoRA convention)."""
     from llm_adapters.files import load_adapter
     from llm_adapters.models import load_model
 

@@ -15,6 +15,7 @@ from torch import nn
 from llm_adapters.engine import list_adapters, merge
 from llm_adapters.errors import AdapterStateError, OutputError
 from llm_adapters.fileio import LOCK_NAME, OutputLock, check_output_dir, write_json
+from llm_adapters.quantize import is_quantized
 
 MARKER = "llm-adapters-export.json"
 
@@ -78,7 +79,8 @@ def export_merged(
     files (listed in its ``llm-adapters-export.json``) are the only ones replaced. Nothing else is ever
     deleted. The files are written into a temporary directory first and moved in at the end, so an interrupted
     export leaves no half-written checkpoint. Inactive adapters are refused (an export holds only what is
-    merged: activate or detach them), and so are adapters that cannot merge (share their directory instead).
+    merged: activate or detach them), and so are adapters that cannot merge (share their directory instead),
+    and quantized bases (merge into the full-precision base: the QLoRA convention).
     """
     attached = list_adapters(model)
     inactive = [a.name for a in attached if not a.active]
@@ -93,6 +95,14 @@ def export_merged(
         raise AdapterStateError(
             f"cannot merge {', '.join(refused)} into the base weights: these adapter types are not weight "
             "changes. Share the adapter directory instead (load it with load_adapter on the same base model)"
+        )
+    kind = is_quantized(model)
+    if kind is not None and infos:
+        raise AdapterStateError(
+            f"cannot export a merged model from this {kind}-quantized base: merging into quantized weights would "
+            "quantize the adapter's change away. Load the base in full precision (load_model without quantize) "
+            "and load the adapter onto it: adapters trained on a quantized base load there unchanged, and "
+            "`llm-adapters export` always does this (the QLoRA convention)"
         )
     out = prepare_export_dir(output, overwrite=overwrite)  # before the model changes
     if infos:
