@@ -13,6 +13,7 @@ from click.testing import CliRunner
 import llm_adapters as la
 from llm_adapters.cli import build_cli
 from llm_adapters.engine import adapter_parameters
+from llm_adapters.errors import ConfigError
 from llm_adapters.template import get_template
 from llm_adapters_eval.generation import GenerationSettings, generate
 
@@ -130,3 +131,50 @@ def test_generate_loop_reads_instructions_until_exit(tiny_dir: Path, adapter_dir
         GenerationSettings(max_new_tokens=4),
     )
     assert result.stdout == "".join(tok.decode(o.token_ids, skip_special_tokens=True) + "\n" for o in outs)
+
+
+def _sampled_by_transformers(prompt: str, seed: int, new: int, **sampling: float) -> str:
+    """transformers' own sampling on the same tiny model after ``torch.manual_seed(seed)``: the reference
+    for a seeded answer, cut at EOS and decoded without special tokens."""
+    model, tok = tiny_llama(), char_tokenizer()
+    ids = tok(prompt, return_tensors="pt")["input_ids"]
+    torch.manual_seed(seed)
+    out = model.generate(
+        input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=new, do_sample=True, pad_token_id=0,
+        eos_token_id=[tok.eos_token_id], **sampling,
+    )[0, ids.shape[1] :].tolist()  # fmt: skip
+    if tok.eos_token_id in out:
+        out = out[: out.index(tok.eos_token_id)]
+    return tok.decode(out, skip_special_tokens=True)
+
+
+def test_generate_samples_with_a_seed_as_transformers_does(tiny_dir: Path) -> None:
+    args = ["generate", "--model", str(tiny_dir), "--max-new-tokens", "12", "--temperature", "1.2"]
+    args += ["--top-k", "40", "--top-p", "0.95", "--seed", "11", "What is 2 + 3?"]
+    first, again = _invoke(args), _invoke(args)
+    assert first.exit_code == 0, first.output
+    prompt = get_template("alpaca").prompt("What is 2 + 3?")
+    expected = _sampled_by_transformers(prompt, 11, 12, temperature=1.2, top_k=40, top_p=0.95)
+    assert first.stdout == again.stdout == expected + "\n"
+    greedy = _invoke(["generate", "--model", str(tiny_dir), "--max-new-tokens", "12", "What is 2 + 3?"])
+    assert greedy.stdout != first.stdout, "temperature above 0 samples"
+
+
+def test_generate_stops_at_a_stop_string(tiny_dir: Path) -> None:
+    base = ["generate", "--model", str(tiny_dir), "--max-new-tokens", "12"]
+    full = _invoke([*base, "What is 2 + 3?"]).stdout[:-1]
+    stop = full[3:5]
+    cut = _invoke([*base, "--stop", "\u2603", "--stop", stop, "What is 2 + 3?"])
+    assert cut.exit_code == 0, cut.output
+    assert cut.stdout == full[: full.index(stop)] + "\n"
+
+
+def test_generate_refuses_bad_sampling_options_before_loading(tmp_path: Path) -> None:
+    missing = str(tmp_path / "no-model")
+    bad_p = CliRunner().invoke(build_cli(), ["generate", "--model", missing, "--top-p", "0", "hi"])
+    assert bad_p.exit_code == 2 and "Invalid value for '--top-p'" in bad_p.output
+    bad_t = CliRunner().invoke(build_cli(), ["generate", "--model", missing, "--temperature", "-1", "hi"])
+    assert bad_t.exit_code == 2 and "Invalid value for '--temperature'" in bad_t.output
+    mixed = CliRunner().invoke(build_cli(), ["generate", "--model", missing, "--num-beams", "2", "--temperature", "1"])
+    assert isinstance(mixed.exception, ConfigError)  # not a missing model: it fails before the model loads
+    assert "beam search (num_beams=2) is deterministic and takes no sampling or stop strings" in str(mixed.exception)
