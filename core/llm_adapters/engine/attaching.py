@@ -17,6 +17,7 @@ from ..config import parse_config
 from ..errors import AdapterStateError, TargetError
 from ..family import ModelFamily
 from ..registry import get_adapter_type
+from .base_weights import weight_shape
 from .merging import check_composition, unmerge
 from .model_level import attach_model_level, remove_model_level
 from .removal import remove_adapter
@@ -109,7 +110,8 @@ def _attach_site(model: nn.Module, record: AdapterRecord, rs: ResolvedSite, fami
     wrapper = _wrapper(model, rs.module_path, create=True)
     out_features = wrapper.out_features
     # bound methods of the wrapper (not closures), so that copy.deepcopy / pickling of the model carry them over
-    linear = hasattr(base, "weight") and base.weight.dim() == 2
+    shape = weight_shape(base)  # the whole weight's, also when it is sharded or quantized
+    linear = shape is not None and len(shape) == 2
     weight_fn = functools.partial(wrapper.part_weight, rs.part) if linear else None
     bias_fn = functools.partial(wrapper.part_bias, rs.part) if linear else None
     if rs.part is not None:

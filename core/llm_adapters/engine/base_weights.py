@@ -64,6 +64,20 @@ def zero3_gathered(params: list[torch.Tensor]) -> Any:
     return deepspeed.zero.GatheredParameters(params, modifier_rank=None)
 
 
+def weight_shape(module: nn.Module) -> tuple[int, ...] | None:
+    """The shape of ``module``'s whole weight as stored (None without a weight): a ZeRO-3 partition reports
+    its ``ds_shape``, a 4-bit weight the shape it was quantized from (bitsandbytes keeps it packed)."""
+    w = getattr(module, "weight", None)
+    if not isinstance(w, torch.Tensor):
+        return None
+    if is_zero3(w) and getattr(w, "ds_shape", None) is not None:
+        return tuple(w.ds_shape)
+    state = getattr(w, "quant_state", None)
+    if quantized_kind(module) == "4bit" and state is not None:
+        return tuple(state.shape)
+    return tuple(w.shape)
+
+
 def _expected_numel(module: nn.Module) -> int | None:
     d_in, d_out = getattr(module, "in_features", None), getattr(module, "out_features", None)
     if isinstance(d_in, int) and isinstance(d_out, int):

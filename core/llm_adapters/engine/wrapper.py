@@ -33,7 +33,7 @@ from torch import nn
 from ..errors import AdapterStateError
 from ..layers import AdapterLayer
 from ..quantize import quantized_kind
-from .base_weights import read_weight
+from .base_weights import read_weight, weight_shape
 from .rows import _call, _dtype, forward_by_rows
 
 
@@ -81,16 +81,14 @@ class AdaptedModule(nn.Module):
     # ---- geometry -------------------------------------------------------------------------------
     @property
     def in_features(self) -> int | None:
-        w = getattr(self.base, "weight", None)
         if self.transposed:
-            return int(w.shape[0])
+            return int(weight_shape(self.base)[0])  # the whole weight's, also when it is sharded
         return getattr(self.base, "in_features", None)
 
     @property
     def out_features(self) -> int | None:
-        w = getattr(self.base, "weight", None)
         if self.transposed:
-            return int(w.shape[1])
+            return int(weight_shape(self.base)[1])
         return getattr(self.base, "out_features", None)
 
     def weight_out_in(self) -> torch.Tensor:
