@@ -172,3 +172,28 @@ def test_a_whole_unquantized_weight_is_read_without_a_copy() -> None:
     assert read_weight(layer) is layer.weight
     with full_weight(layer) as w:
         assert w is layer.weight
+
+
+def test_dora_reads_a_dtensor_weight_whole(tmp_path) -> None:
+    """FSDP2 (and transformers' sharded loading) hold parameters as DTensors: DoRA's magnitude comes from the
+    whole tensor (here a one-process mesh, sharded by rows)."""
+    import torch.distributed as dist
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.tensor import Shard, distribute_tensor
+
+    if dist.is_initialized():
+        pytest.skip("a process group is already running in this process")
+    dist.init_process_group("gloo", store=dist.FileStore(str(tmp_path / "store"), 1), rank=0, world_size=1)
+    try:
+        mesh = init_device_mesh("cpu", (1,))
+        model = tiny_model("llama")
+        q = model.model.layers[0].self_attn.q_proj
+        whole = q.weight.detach().clone()
+        q.weight = nn.Parameter(distribute_tensor(whole, mesh, [Shard(0)]), requires_grad=False)
+        assert type(q.weight).__name__ == "DTensor"
+        la.attach(model, {**DORA, "target_modules": ["model.layers.0.self_attn.q_proj"]})
+        layer = model.model.layers[0].self_attn.q_proj.adapters["default"]["parallel"]
+        expected = torch.linalg.vector_norm(whole, dim=1)
+        torch.testing.assert_close(layer.magnitude.detach(), expected, rtol=0, atol=1e-7)
+    finally:
+        dist.destroy_process_group()
