@@ -126,3 +126,22 @@ def test_the_command_serves_and_stops_on_ctrl_c(dirs: tuple[Path, dict[str, Path
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_quantize_reaches_load_model_only_when_given(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import llm_adapters
+
+    calls: list[dict[str, object]] = []
+
+    def fake_load_model(name_or_path: str, **kwargs: object) -> None:
+        calls.append(kwargs)
+        raise ConfigError("stop here")
+
+    monkeypatch.setattr(llm_adapters, "load_model", fake_load_model)
+    assert run(["serve", "--model", "m", "--quantize", "4bit"], capsys) == (1, "Error: stop here\n")
+    assert run(["serve", "--model", "m", "--dtype", "bfloat16"], capsys) == (1, "Error: stop here\n")
+    assert calls == [{"dtype": "auto", "quantize": "4bit"}, {"dtype": "bfloat16"}]
+    code, err = run(["serve", "--quantize", "2bit"], capsys)
+    assert code == 2 and "'2bit' is not one of '8bit', '4bit'" in err

@@ -144,8 +144,10 @@ class Scheduler:
         from llm_adapters_eval.decoding import Row, Sampling, decode
 
         routed = any(job.adapter is not None for job in jobs)
+        ends = frozenset(self.host.eos_ids)
+        progress = [_Progress(job, ends) for job in jobs]
         rows = []
-        for job in jobs:
+        for job, watch in zip(jobs, progress, strict=True):
             s = job.sampling
             rows.append(
                 Row(
@@ -155,7 +157,7 @@ class Scheduler:
                         temperature=s.temperature, top_p=s.top_p, top_k=s.top_k, seed=s.seed, stop=s.stop
                     ),
                     adapter=(job.adapter or BASE_ROUTE) if routed else None,
-                    on_token=_forward_to(job) if job.stream else None,
+                    on_token=watch.on_token,
                 )
             )
         start = time.perf_counter()
@@ -163,20 +165,47 @@ class Scheduler:
             results = decode(
                 self.host.model, self.host.tokenizer, rows, eos_ids=self.host.eos_ids, pad_id=self.host.pad_id
             )
-        except Exception as exc:  # every row of the batch fails alike; the log keeps the traceback
+        except Exception as exc:  # every unfinished row of the batch fails alike; the log keeps the traceback
             log.exception("a batch of %d request(s) failed", len(jobs))
             error = server_error(exc)
-            for job in jobs:
-                job.events.put(("error", error))
+            for watch in progress:
+                if not watch.done:
+                    watch.done = True
+                    watch.job.events.put(("error", error))
             return
         self.history.append(BatchRecord(len(jobs), tuple(j.adapter for j in jobs), time.perf_counter() - start))
-        for job, result in zip(jobs, results, strict=True):
-            job.events.put(("done", Finished(result.text, result.finish_reason, len(result.token_ids))))
+        for watch, result in zip(progress, results, strict=True):
+            if not watch.done:
+                watch.finish(Finished(result.text, result.finish_reason, len(result.token_ids)))
 
 
-def _forward_to(job: Job):  # type: ignore[no-untyped-def]
-    def on_token(token_id: int, piece: str) -> None:
+class _Progress:
+    """One row's tokens as decoding hands them over: streams the pieces of a streaming job, and finishes the job
+    as soon as its row is certainly over (its EOS, or its budget without stop strings), so that a short answer
+    does not wait for the longest row of its batch. A row that ends any other way (a stop string) finishes
+    with the batch, from decoding's result."""
+
+    def __init__(self, job: Job, ends: frozenset[int]) -> None:
+        self.job = job
+        self.ends = ends
+        self.pieces: list[str] = []
+        self.tokens = 0
+        self.done = False
+
+    def on_token(self, token_id: int, piece: str) -> None:
+        if self.done:
+            return
         if piece:
-            job.events.put(("token", piece))
+            self.pieces.append(piece)
+            if self.job.stream:
+                self.job.events.put(("token", piece))
+        if token_id in self.ends:  # decoding ends a row at its EOS, which is not one of its tokens
+            self.finish(Finished("".join(self.pieces), "stop", self.tokens))
+            return
+        self.tokens += 1
+        if self.tokens >= self.job.max_new_tokens and not self.job.sampling.stop:
+            self.finish(Finished("".join(self.pieces), "length", self.tokens))
 
-    return on_token
+    def finish(self, result: Finished) -> None:
+        self.done = True
+        self.job.events.put(("done", result))
