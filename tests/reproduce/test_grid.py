@@ -225,3 +225,17 @@ def test_the_quick_preset_on_the_reference_data() -> None:
     train = json.loads((root / "ft-training_set" / "math_data.json").read_text())
     repeats = [i for i, r in enumerate(train) if " ".join(r["instruction"].lower().split()) in tests]
     assert plan.train_records == len(train) and plan.overlap == repeats and len(repeats) >= 90
+
+
+def test_a_model_that_does_not_load_leaves_the_folder_reusable(tmp_path: Path, data: Path, monkeypatch) -> None:
+    import llm_adapters.models
+    from llm_adapters.errors import ModelLoadError
+
+    def missing(name, **_kwargs):
+        raise ModelLoadError(f"no model {name!r}")
+
+    monkeypatch.setattr(llm_adapters.models, "load_model", missing)
+    out = tmp_path / "out"
+    with pytest.raises(ModelLoadError, match="no model 'typo-model'"):
+        run_grid(_plan(data, model="typo-model"), out)
+    assert list(out.iterdir()) == []  # neither results.json nor a lock: the next run may use it afresh

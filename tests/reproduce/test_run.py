@@ -190,3 +190,22 @@ def test_an_interrupted_run_resumed_equals_an_uninterrupted_one(tmp_path: Path, 
         assert [r["generation"] for r in _records(out / cell["records"])] == [
             r["generation"] for r in _records(tmp_path / "whole" / cell["records"])
         ]
+
+
+def test_a_method_that_fails_is_recorded_and_the_others_finish(tmp_path: Path) -> None:
+    from llm_adapters_reproduce.errors import ReproduceError
+
+    data = write_layout(tmp_path / "data")
+    grid = grid_dict()
+    grid["methods"][0]["adapter"]["target_modules"] = ["no_such_proj"]  # a valid config that fits no module
+    plan = build_plan(parse_grid(grid, "g"), source="g", data_dir=str(data))
+    out = tmp_path / "out"
+    with pytest.raises(ReproduceError) as exc:
+        _run(plan, out)
+    assert str(exc.value).startswith("1 method(s) failed: lora: ")
+    assert "no_such_proj" in str(exc.value) and f"The other results are in {out}" in str(exc.value)
+    saved = json.loads((out / "results.json").read_text())
+    assert [(c["method"], c["task"]) for c in saved["cells"]] == [("zero-shot", "addsub"), ("series", "addsub")]
+    assert list(saved["errors"]) == ["lora"] and "lora" not in saved["trainings"]
+    table = (out / "results.md").read_text()
+    assert "| series |" in table and "| lora |" not in table

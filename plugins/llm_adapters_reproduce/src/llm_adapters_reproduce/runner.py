@@ -50,7 +50,6 @@ def run_grid(
     results = Results.open(out, plan, resume=resume)  # every check on the folder, before the model loads
     out.mkdir(parents=True, exist_ok=True)
     with OutputLock(out, "reproduce"):
-        results.save()  # from now on the folder says which grid it belongs to
         return _Run(plan, results, progress=progress, echo=echo, model=model, tokenizer=tokenizer).run()
 
 
@@ -96,6 +95,7 @@ class _Run:
         self.model = model
         self.tokenizer = tokenizer
         self.errors: dict[str, str] = {}
+        self.train_file: Path = plan.train_data
         self.task_results: dict[str, dict[str, Any]] = {}
         self.jobs = self._jobs()
         self.progress = Progress(self.jobs, echo)
@@ -143,7 +143,9 @@ class _Run:
         if done:
             self.echo(f"resuming: {done} of {len(self.jobs)} jobs already finished in {self.out}")
         if pending:
-            self._load_model()
+            self._load_model()  # first: a model that does not load leaves the folder as it was
+        self.results.save()  # from now on the folder says which grid it belongs to
+        if pending:
             self.train_file = self._training_file()
         for name in self._names():
             try:
