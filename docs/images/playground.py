@@ -40,6 +40,15 @@ def start(serve_args: list[str]) -> tuple[subprocess.Popen[str], str]:
     raise SystemExit("the server did not start")
 
 
+def shrink(png: Path) -> None:
+    """A palette of 64 colours (the page has few): a third of the size, no visible change."""
+    from PIL import Image
+
+    with Image.open(png) as image:
+        small = image.convert("RGB").quantize(colors=64, method=Image.Quantize.MEDIANCUT)
+    small.save(png, optimize=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path(__file__).with_name("playground.png"))
@@ -74,6 +83,7 @@ def main() -> int:
         )
         driver.execute_script("window.scrollTo(0, 0)")
         driver.save_screenshot(str(args.out))
+        shrink(args.out)
         print(f"wrote {args.out}")
     finally:
         driver.quit()

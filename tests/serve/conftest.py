@@ -31,8 +31,13 @@ TINY = dict(llama.FAMILY.tiny_config, vocab_size=100, max_position_embeddings=96
 LORA = {"type": "lora", "r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["attn.q", "attn.v", "mlp.down"]}
 
 
+def plugins_list() -> list[Any]:
+    """The plugins the server tests run with: the LoRA type, the LLaMA family, the templates, eval, serve."""
+    return [lora_plugin, llama, llm_adapters_templates, llm_adapters_eval, llm_adapters_serve]
+
+
 def plugins() -> Any:
-    return use_plugins(lora_plugin, llama, llm_adapters_templates, llm_adapters_eval, llm_adapters_serve)
+    return use_plugins(*plugins_list())
 
 
 def build_model_dir(root: Path) -> tuple[Path, dict[str, Path]]:

@@ -20,7 +20,7 @@ from llm_adapters.cli import main
 from llm_adapters.errors import ConfigError
 from llm_adapters_serve.host import ModelHost, parse_adapter_spec
 
-from .conftest import build_model_dir, plugins
+from .conftest import build_model_dir, plugins, plugins_list
 
 
 @pytest.fixture(scope="module")
@@ -145,3 +145,19 @@ def test_quantize_reaches_load_model_only_when_given(
     assert calls == [{"dtype": "auto", "quantize": "4bit"}, {"dtype": "bfloat16"}]
     code, err = run(["serve", "--quantize", "2bit"], capsys)
     assert code == 2 and "'2bit' is not one of '8bit', '4bit'" in err
+
+
+def test_an_adapter_that_cannot_be_routed_per_row_is_refused_at_start() -> None:
+    """A prompt-based adapter changes the whole batch's inputs: the server cannot mix it with other rows, and
+    says so when it starts rather than on a request."""
+    import llm_adapters as la
+    import llm_adapters_prompt.plugin as prompt_plugin
+    from llm_adapters.testing import tiny_model_from_config, tiny_tokenizer, use_plugins
+
+    from .conftest import TINY
+
+    with use_plugins(prompt_plugin, *plugins_list()):
+        model = tiny_model_from_config(TINY)
+        la.attach(model, {"type": "prompt", "num_virtual_tokens": 2}, name="soft")
+        with pytest.raises(ConfigError, match=r"the adapters soft cannot be served together: .*"):
+            ModelHost(model, tiny_tokenizer(), "base", {"soft": "(in memory)"}).prepare()
