@@ -68,10 +68,6 @@ class MethodPlan:
     paper: str | None
     fingerprint: str
 
-    @property
-    def steps(self) -> int | None:
-        return self.training.get("max_steps")
-
 
 @dataclass
 class Plan:
