@@ -199,7 +199,8 @@ def parse_request(kind: Literal["completion", "chat"], body: Any) -> GenerationR
     max_tokens = _integer(body, "max_tokens", 1)
     if kind == "chat" and body.get("max_completion_tokens") is not None:
         newer = _integer(body, "max_completion_tokens", 1)
-        max_tokens = newer if max_tokens is None else min(max_tokens, newer)  # type: ignore[type-var]
+        assert newer is not None
+        max_tokens = newer if max_tokens is None else min(max_tokens, newer)
     request = GenerationRequest(
         kind=kind,
         model=model,
@@ -236,7 +237,9 @@ def _envelope(request: GenerationRequest, chunk: bool) -> dict[str, Any]:
     return {"id": request.id, "object": obj, "created": request.created, "model": request.model}
 
 
-def response(request: GenerationRequest, text: str, finish_reason: str, prompt_tokens: int, completion_tokens: int):  # type: ignore[no-untyped-def]
+def response(
+    request: GenerationRequest, text: str, finish_reason: str, prompt_tokens: int, completion_tokens: int
+) -> dict[str, Any]:
     """The whole answer of a request that does not stream."""
     if request.kind == "chat":
         choice: dict[str, Any] = {"index": 0, "message": {"role": "assistant", "content": text}}
@@ -246,7 +249,9 @@ def response(request: GenerationRequest, text: str, finish_reason: str, prompt_t
     return {**_envelope(request, False), "choices": [choice], "usage": usage(prompt_tokens, completion_tokens)}
 
 
-def chunk(request: GenerationRequest, text: str | None, finish_reason: str | None = None, *, first: bool = False):  # type: ignore[no-untyped-def]
+def chunk(
+    request: GenerationRequest, text: str | None, finish_reason: str | None = None, *, first: bool = False
+) -> dict[str, Any]:
     """One streamed event: a piece of text, or (``finish_reason`` set, ``text`` None) the end of the choice."""
     if request.kind == "chat":
         delta: dict[str, Any] = {}

@@ -56,6 +56,7 @@ class _Server6(_Server):
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    timeout = 120  # seconds a kept-alive connection may sit idle (or a client stall) before it is closed
     server_version = "llm-adapters-serve/0.1"
     server: _Server
 
@@ -179,7 +180,7 @@ class Handler(BaseHTTPRequestHandler):
                 raise APIError(404, f"The model `{name}` does not exist.", param="model", code="model_not_found")
             self._send_json(200, entries[name])
             return
-        if self._path() in GENERATION_ROUTES:
+        if path in GENERATION_ROUTES:
             raise APIError(405, f"{path} takes POST, not GET.", code="method_not_allowed")
         raise APIError(404, f"Unknown request URL: GET {path}.", code="unknown_url")
 
@@ -189,7 +190,7 @@ class Handler(BaseHTTPRequestHandler):
         if kind is None:
             raise APIError(404, f"Unknown request URL: POST {path}.", code="unknown_url")
         self._authorize()
-        request = parse_request(kind, self._read_json())  # type: ignore[arg-type]
+        request = parse_request("chat" if kind == "chat" else "completion", self._read_json())
         host, settings = self.app.host, self.app.settings
         adapter = host.route(request.model)
         prompt_ids = host.encode(request)
