@@ -75,8 +75,8 @@ class ScriptedLM(nn.Module):
         use_cache: bool = True,
         **kwargs: Any,
     ) -> Any:
-        if cache.get_seq_length() == 0:  # the prefill: the prompts, left-padded
-            self._prompt_width = input_ids.shape[1]
+        prefill = cache.get_seq_length() == 0  # a new batch of prompts, left-padded
+        if prefill:
             self.calls.append(
                 {
                     "step": "prefill",
@@ -85,13 +85,16 @@ class ScriptedLM(nn.Module):
                     "left_padded": attention_mask is None or bool((attention_mask[:, -1] == 1).all()),
                 }
             )
-        as_states = input_ids[:, None, :, None].float()  # (batch, 1, new, 1)
-        seen, _ = cache.update(as_states, as_states, 0)
+        # layer 0 holds the token ids seen, layer 1 what each column is: 1 prompt, 2 generated, 0 padding
+        ids = input_ids[:, None, :, None].float()  # (batch, 1, new, 1)
+        kind = torch.where(input_ids == PAD, 0.0, 1.0 if prefill else 2.0)[:, None, :, None]
+        seen, _ = cache.update(ids, ids, 0)
+        kinds, _ = cache.update(kind, kind, 1)
         logits = torch.full((input_ids.shape[0], 1, len(self.tokenizer)), -1e4)
-        for b, row in enumerate(seen[:, 0, :, 0].long().tolist()):
-            prompt = self.tokenizer.decode([t for t in row[: self._prompt_width] if t != PAD])
+        for b, (row, what) in enumerate(zip(seen[:, 0, :, 0].long().tolist(), kinds[:, 0, :, 0].tolist(), strict=True)):
+            prompt = self.tokenizer.decode([t for t, k in zip(row, what, strict=True) if k == 1])
             reply = self._scripted(prompt)
-            logits[b, 0, reply[min(len(row) - self._prompt_width, len(reply) - 1)]] = 0.0
+            logits[b, 0, reply[min(what.count(2), len(reply) - 1)]] = 0.0
         return SimpleNamespace(logits=logits, cache=cache)
 
     def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, generation_config: Any) -> torch.Tensor:

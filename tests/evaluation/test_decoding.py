@@ -174,9 +174,71 @@ def test_lora_adapters_routed_per_row_equal_each_adapter_alone(family: str) -> N
     handle.remove()
     assert [r.token_ids for r in got] == expected
     assert sizes == _expected_sizes(got, NEW) and sizes[-1] < len(prompts)
+    # the same rows two at a time: rows join the running batch with their own adapter
+    assert [r.token_ids for r in decode(model, tok, rows, eos_ids=eos, pad_id=PAD, max_batch=2)] == expected
     # without routes, every row runs the active adapters (both)
     both = [_hf(model, [p], NEW, eos)[0] for p in prompts]
     assert [r.token_ids for r in decode(model, tok, [Row(p, NEW) for p in prompts], eos_ids=eos, pad_id=PAD)] == both
+
+
+def _calls(model) -> tuple[list[tuple[int, int]], object]:  # type: ignore[no-untyped-def]
+    """Records (rows, new tokens) of every forward pass."""
+    calls: list[tuple[int, int]] = []
+    handle = model.register_forward_pre_hook(
+        lambda m, args, kwargs: calls.append(tuple(kwargs["input_ids"].shape)), with_kwargs=True
+    )
+    return calls, handle
+
+
+MORE = [*PROMPTS, "Bob", "How many legs?", "12 + 30 =", "A B C"]
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_waiting_rows_join_the_running_batch_and_get_their_own_tokens(family: str) -> None:
+    model, tok = _model(family, seed=3), char_tokenizer()
+    prompts = [_ids(tok, p) for p in MORE]
+    eos = _uneven_eos([_hf(model, [p], NEW, None)[0] for p in prompts])
+    alone = [_hf(model, [p], NEW, eos)[0] for p in prompts]
+    calls, handle = _calls(model)
+    finished: list[tuple[int, Decoded]] = []
+    got = decode(
+        model, tok, [Row(p, NEW) for p in prompts], eos_ids=eos, pad_id=PAD, max_batch=3,
+        on_finish=lambda i, d: finished.append((i, d)),
+    )  # fmt: skip
+    handle.remove()
+    assert [g.token_ids for g in got] == alone
+    assert max(rows for rows, _ in calls) == 3
+    prefills = [at for at, (_, new) in enumerate(calls) if new > 1]
+    assert sum(calls[at][0] for at in prefills) == len(prompts), "every prompt is prefilled once"
+    joined = [at for at in prefills[1:] if at + 1 < len(calls) and calls[at + 1][0] > calls[at][0]]
+    assert joined, "rows joined a batch that was still running"
+    assert sorted(i for i, _ in finished) == list(range(len(prompts))) and all(got[i] == d for i, d in finished)
+
+
+def test_a_cache_that_cannot_take_rows_runs_the_waiting_rows_afterwards() -> None:
+    """Sliding-window layers keep only the last tokens: the waiting rows start when the batch is done."""
+    from llm_adapters.testing import tiny_model_from_config
+
+    config = {
+        "model_type": "mistral", "vocab_size": 128, "hidden_size": 32, "intermediate_size": 64,
+        "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+        "max_position_embeddings": 256, "sliding_window": 6,
+    }  # fmt: skip
+    model, tok = tiny_model_from_config(config, seed=0), char_tokenizer()
+    with torch.no_grad():
+        for _, p in sorted(model.named_parameters()):
+            if p.dim() == 2:
+                p.mul_(25)  # larger weights, for greedy text that varies
+    prompts = [_ids(tok, p) for p in MORE[:6]]
+    eos = _uneven_eos([_hf(model, [p], NEW, None)[0] for p in prompts])
+    alone = [_hf(model, [p], NEW, eos)[0] for p in prompts]
+    calls, handle = _calls(model)
+    got = decode(model, tok, [Row(p, NEW) for p in prompts], eos_ids=eos, pad_id=PAD, max_batch=4)
+    handle.remove()
+    assert [g.token_ids for g in got] == alone
+    prefills = [at for at, (_, new) in enumerate(calls) if new > 1]
+    assert [calls[at][0] for at in prefills] == [4, 2]
+    assert all(rows <= 2 for rows, _ in calls[prefills[1] :]), "the second batch runs on its own"
 
 
 def test_unknown_adapters_are_refused_before_any_work() -> None:
@@ -360,6 +422,8 @@ def test_bad_rows_and_settings_are_clear_errors() -> None:
         Row([], 4)
     with pytest.raises(ConfigError, match="decoding: max_new_tokens must be an integer >= 1, got 0"):
         Row([1], 0)
+    with pytest.raises(ConfigError, match="decoding: max_batch must be an integer >= 1 or None, got 0"):
+        decode(_model("llama"), char_tokenizer(), [Row([5], 2)], eos_ids=[3], pad_id=PAD, max_batch=0)
     with pytest.raises(ConfigError, match=r"beam search \(num_beams=2\) is deterministic and takes no sampling"):
         GenerationSettings(num_beams=2, temperature=0.5)
     with pytest.raises(ConfigError, match="takes no sampling or stop strings"):

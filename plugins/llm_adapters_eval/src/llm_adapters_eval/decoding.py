@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import inspect
 import math
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -324,7 +325,165 @@ def _generators(rows: Sequence[Row], device: torch.device) -> list[torch.Generat
     return gens
 
 
-# ---- the loop ------------------------------------------------------------------------------------------------
+# ---- the running batch -------------------------------------------------------------------------------------
+@dataclass
+class _Batch:
+    """The rows being decoded together: their indices, the KV cache, the attention mask over the cached
+    columns plus the column of the next input, each row's last position and its next input token."""
+
+    live: list[int]
+    cache: Any
+    mask: torch.Tensor  # (rows, cached + 1), left-padded
+    last: torch.Tensor  # (rows, 1): the position of each row's last cached token
+    next_ids: torch.Tensor  # (rows, 1)
+    padded: bool  # whether the mask is passed (as transformers does: not when nothing was padded)
+
+    def keep(self, keep: list[int]) -> _Batch | None:
+        """Only the rows at ``keep`` (positions in ``live``); None when none is left."""
+        if not keep:
+            return None
+        if len(keep) < len(self.live):
+            index = torch.tensor(keep, dtype=torch.long, device=self.mask.device)
+            _select_rows(self.cache, index)
+            self.mask, self.last, self.next_ids = self.mask[index], self.last[index], self.next_ids[index]
+            self.live = [self.live[at] for at in keep]
+        return self
+
+    def mergeable(self) -> bool:
+        """Whether other rows can join this cache: plain dynamic layers, all filled, holding exactly the
+        columns the mask describes (no sliding windows, no virtual tokens of prompt-based adapters)."""
+        from transformers.cache_utils import DynamicLayer
+
+        layers = getattr(self.cache, "layers", None)
+        return (
+            bool(layers)
+            and all(type(layer) is DynamicLayer and layer.is_initialized for layer in layers)
+            and self.cache.get_seq_length() == self.mask.shape[1] - 1
+        )
+
+    def merge(self, other: _Batch) -> _Batch:
+        """This batch with ``other``'s rows appended; the shorter one is left-padded (zeros under a zero mask)."""
+        width = max(self.mask.shape[1], other.mask.shape[1])
+        mine, theirs = width - self.mask.shape[1], width - other.mask.shape[1]
+        for a, b in zip(self.cache.layers, other.cache.layers, strict=True):
+            a.keys = torch.cat([_pad_left(a.keys, mine, dim=-2), _pad_left(b.keys, theirs, dim=-2)])
+            a.values = torch.cat([_pad_left(a.values, mine, dim=-2), _pad_left(b.values, theirs, dim=-2)])
+        self.mask = torch.cat([_pad_left(self.mask, mine, dim=1), _pad_left(other.mask, theirs, dim=1)])
+        self.last = torch.cat([self.last, other.last])
+        self.next_ids = torch.cat([self.next_ids, other.next_ids])
+        self.live = self.live + other.live
+        self.padded = self.padded or other.padded or mine > 0 or theirs > 0
+        return self
+
+
+def _pad_left(tensor: torch.Tensor, count: int, *, dim: int) -> torch.Tensor:
+    if count == 0:
+        return tensor
+    shape = list(tensor.shape)
+    shape[dim] = count
+    return torch.cat([tensor.new_zeros(shape), tensor], dim=dim)
+
+
+class _Decoder:
+    """One :func:`decode` call: the model's calling conventions, the rows' states and generators."""
+
+    def __init__(
+        self,
+        model: Any,
+        rows: Sequence[Row],
+        states: Sequence[_RowState],
+        pad_id: int,
+        on_finish: Callable[[int, Decoded], None] | None,
+    ) -> None:
+        self.model = model
+        self.rows = rows
+        self.states = states
+        self.pad_id = int(pad_id)
+        self.on_finish = on_finish
+        self.names = _route_names(model, rows)
+        self.device = _device(model)
+        self.generators = _generators(rows, self.device)
+        params = _forward_parameters(model)
+        self.positions = "position_ids" in params
+        self.logits_to_keep = "logits_to_keep" in params
+        self.cache_key = "past_key_values" if "past_key_values" in params and "cache" not in params else "cache"
+
+    def _forward(
+        self, live: list[int], ids: torch.Tensor, mask: torch.Tensor | None, positions: torch.Tensor, cache: Any
+    ) -> tuple[torch.Tensor, Any]:
+        inputs: dict[str, Any] = {"input_ids": ids, self.cache_key: cache, "use_cache": True}
+        if mask is not None:
+            inputs["attention_mask"] = mask
+        if self.positions:
+            inputs["position_ids"] = positions
+        if self.logits_to_keep:
+            inputs["logits_to_keep"] = 1
+        if self.names is not None:
+            inputs["adapter_names"] = [self.names[i] for i in live]
+        output = self.model(**inputs)
+        return output.logits[:, -1, :].float(), _returned_cache(output, cache)  # (rows, vocab)
+
+    def _advance(self, batch: _Batch, logits: torch.Tensor) -> _Batch | None:
+        """Choose each row's next token, let the rows take it, and drop the rows that ended."""
+        live = batch.live
+        tokens = _choose(logits, [self.states[i] for i in live], [self.generators[i] for i in live])
+        keep = []
+        for at, (i, token) in enumerate(zip(live, tokens, strict=True)):
+            if self.states[i].push(token):
+                keep.append(at)
+            elif self.on_finish is not None:
+                self.on_finish(i, self.states[i].result())
+        batch.next_ids = torch.tensor(tokens, dtype=torch.long, device=self.device).unsqueeze(1)
+        kept = batch.keep(keep)
+        if kept is not None:
+            kept.mask = torch.cat([kept.mask, kept.mask.new_ones((len(kept.live), 1))], dim=1)
+        return kept
+
+    def prefill(self, indices: list[int]) -> _Batch | None:
+        """The prompts of ``indices``, left-padded, through one forward pass, and their first tokens."""
+        prompts = [self.rows[i].prompt_ids for i in indices]
+        width = max(len(p) for p in prompts)
+        ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(prompts), width), dtype=torch.long)
+        for row, prompt in enumerate(prompts):
+            ids[row, width - len(prompt) :] = torch.tensor(prompt, dtype=torch.long)
+            mask[row, width - len(prompt) :] = 1
+        ids, mask = ids.to(self.device), mask.to(self.device)  # (rows, width)
+        positions = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 0)  # (rows, width): a row's own positions
+        padded = not bool(mask.all())  # as transformers does, no mask at all when nothing is padded
+        logits, cache = self._forward(indices, ids, mask if padded else None, positions, _new_cache(self.model))
+        batch = _Batch(list(indices), cache, mask, positions[:, -1:], ids[:, -1:], padded)
+        return self._advance(batch, logits)
+
+    def step(self, batch: _Batch) -> _Batch | None:
+        """One new token for every row of ``batch``."""
+        positions = batch.last + 1
+        logits, batch.cache = self._forward(
+            batch.live, batch.next_ids, batch.mask if batch.padded else None, positions, batch.cache
+        )
+        batch.last = positions
+        return self._advance(batch, logits)
+
+    def run(self, max_batch: int) -> None:
+        """Every row, at most ``max_batch`` at a time: rows waiting join the running batch (refill) as soon as
+        a few places are free, when its cache allows it, else when it has finished."""
+        pending = deque(range(len(self.rows)))
+        refill_at = max(1, max_batch // 8)  # admit rows a few at a time: fewer, larger prefills
+        batch: _Batch | None = None
+        while pending or batch is not None:
+            room = max_batch - (len(batch.live) if batch is not None else 0)
+            if pending and (batch is None or (room >= refill_at and batch.mergeable())):
+                joining = self.prefill([pending.popleft() for _ in range(min(room, len(pending)))])
+                if batch is None:
+                    batch = joining
+                elif joining is not None:
+                    batch = batch.merge(joining)
+                if batch is None:
+                    continue
+            batch = self.step(batch)
+
+
+# ---- the entry point -------------------------------------------------------------------------------------------
 def decode(
     model: Any,
     tokenizer: Any,
@@ -334,65 +493,28 @@ def decode(
     pad_id: int,
     stop_at_eos: bool = True,
     skip_special_tokens: bool = True,
+    max_batch: int | None = None,
+    on_finish: Callable[[int, Decoded], None] | None = None,
 ) -> list[Decoded]:
-    """Continue every row, all in one batch; results in the order of ``rows``.
+    """Continue every row; results in the order of ``rows``.
+
+    By default all rows run as one batch. With ``max_batch``, at most that many run at once and the others
+    wait in the order given, joining the running batch as rows finish (its KV cache grows by their rows, left-
+    padded to a common length); models whose cache cannot take new rows (sliding-window layers, prompt-based
+    adapters' virtual tokens) run the waiting rows when the batch has finished instead.
 
     ``eos_ids``: the tokens that end a row (with ``stop_at_eos``; without it every row runs its full budget and
     EOS tokens are kept). ``pad_id``: the id left padding uses (the attention mask hides it).
-    ``skip_special_tokens``: how the text is decoded from the tokens.
+    ``skip_special_tokens``: how the text is decoded from the tokens. ``on_finish(index, result)``: called as
+    each row ends.
     """
     if not rows:
         return []
-    names = _route_names(model, rows)
-    device = _device(model)
+    if max_batch is not None and (not isinstance(max_batch, int) or isinstance(max_batch, bool) or max_batch < 1):
+        raise ConfigError(f"decoding: max_batch must be an integer >= 1 or None, got {max_batch!r}")
     ends = frozenset(int(e) for e in eos_ids) if stop_at_eos else frozenset()
     states = [_RowState(r, tokenizer, ends, skip_special_tokens) for r in rows]
-    generators = _generators(rows, device)
-    params = _forward_parameters(model)
-    cache_key = "past_key_values" if "past_key_values" in params and "cache" not in params else "cache"
-
-    width = max(len(r.prompt_ids) for r in rows)
-    ids = torch.full((len(rows), width), int(pad_id), dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, r in enumerate(rows):
-        ids[i, width - len(r.prompt_ids) :] = torch.tensor(r.prompt_ids, dtype=torch.long)
-        mask[i, width - len(r.prompt_ids) :] = 1
-    ids, mask = ids.to(device), mask.to(device)  # (batch, width), left-padded
-    positions = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 0)  # (batch, width): a row's own positions
-    padded = not bool(mask.all())  # as transformers does, no mask at all when nothing is padded
-    live = list(range(len(rows)))  # the rows still running, in batch order
-
+    decoder = _Decoder(model, rows, states, pad_id, on_finish)
     with evaluating(model):
-        cache = _new_cache(model)
-        step_ids, step_positions = ids, positions
-        while True:
-            inputs: dict[str, Any] = {"input_ids": step_ids, cache_key: cache, "use_cache": True}
-            if padded:
-                inputs["attention_mask"] = mask
-            if "position_ids" in params:
-                inputs["position_ids"] = step_positions
-            if "logits_to_keep" in params:
-                inputs["logits_to_keep"] = 1
-            if names is not None:
-                inputs["adapter_names"] = [names[i] for i in live]
-            output = model(**inputs)
-            cache = _returned_cache(output, cache)
-            logits = output.logits[:, -1, :].float()  # (live, vocab)
-            del output
-            tokens = _choose(logits, [states[i] for i in live], [generators[i] for i in live])
-            keep = [at for at, (i, token) in enumerate(zip(live, tokens, strict=True)) if states[i].push(token)]
-            if not keep:
-                break
-            step_ids = torch.tensor([[tokens[at]] for at in keep], dtype=torch.long, device=device)  # (live, 1)
-            last = step_positions[:, -1:]  # (live before the drop, 1)
-            if len(keep) < len(live):
-                index = torch.tensor(keep, dtype=torch.long, device=device)
-                _select_rows(cache, index)
-                last = last[index]
-                if padded:
-                    mask = mask[index]
-                live = [live[at] for at in keep]
-            step_positions = last + 1
-            if padded:
-                mask = torch.cat([mask, mask.new_ones((len(live), 1))], dim=1)  # (live, past + 1)
+        decoder.run(max_batch or len(rows))
     return [s.result() for s in states]

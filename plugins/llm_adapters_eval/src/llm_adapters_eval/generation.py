@@ -1,11 +1,14 @@
 """Batched text generation for evaluation, and a streaming helper for interactive use.
 
-:func:`generate` decodes prompts in batches: greedy decoding or sampling (``num_beams=1``) through
-:func:`llm_adapters_eval.decoding.decode`, which drops every finished row from the batch at each step, and beam
-search through ``model.generate``. Both use left padding with an attention mask (so padding never changes a
-prompt's result), the KV cache, the model in eval mode (no dropout), and stop at the end-of-sequence token.
-Prompts are grouped by their length in tokens (sorted, then cut into batches of ``batch_size``), so a batch holds
-prompts of similar length and little padding; results come back in the input order.
+:func:`generate` decodes many prompts, ``batch_size`` at a time, with left padding and an attention mask (so
+padding never changes a prompt's result), the KV cache, the model in eval mode (no dropout), stopping at the
+end-of-sequence token. Prompts are sorted by their length in tokens, so a batch holds prompts of similar length
+and little padding; results come back in the input order.
+
+* Greedy decoding and sampling (``num_beams=1``) go through :func:`llm_adapters_eval.decoding.decode`: a prompt
+  that finishes leaves the batch at once, and the next waiting prompts join it, so the batch stays full and no
+  prompt waits for the longest answer of its batch.
+* Beam search goes through ``model.generate``, one length-sorted batch after another.
 
 With ``stop_at_eos=False`` generation ignores EOS and always runs ``max_new_tokens`` (what the reference's
 evaluation did, by accident: its GenerationConfig carried no EOS id); the text after EOS is then kept.
@@ -24,7 +27,7 @@ from transformers import GenerationConfig
 
 from llm_adapters.errors import ConfigError
 
-from .decoding import Row, Sampling, decode, evaluating
+from .decoding import Decoded, Row, Sampling, decode, evaluating
 
 __all__ = ["Generated", "GenerationSettings", "eos_ids", "evaluating", "generate", "pad_id", "stream"]
 
@@ -157,11 +160,15 @@ def generate(
     progress: bool | Callable[[int], None] = False,
     description: str = "generating",
 ) -> list[Generated]:
-    """Generate a continuation for every prompt, in batches of ``settings.batch_size`` prompts of similar
-    length (sorted by their length in tokens, longest first).
+    """Generate a continuation for every prompt, ``settings.batch_size`` prompts at a time, longest prompts
+    first (sorted by their length in tokens, so prompts of similar length share a batch).
+
+    Greedy and sampled decoding keep the batch full: a prompt that finishes leaves it and the next waiting
+    prompts take its place (:func:`~llm_adapters_eval.decoding.decode` with ``max_batch``). Beam search runs
+    batch after batch through ``model.generate``.
 
     ``progress``: True shows a progress bar on stderr; a callable is called with the number of prompts
-    finished after each batch.
+    finished, every ``batch_size`` prompts and at the end.
     """
     settings = settings or GenerationSettings()
     if not prompts:
@@ -173,28 +180,46 @@ def generate(
     order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]), reverse=True)
     results: list[Generated | None] = [None] * len(prompts)
     bar = _progress_bar(len(prompts), description) if progress is True else None
-    run = _decode_batch if settings.num_beams == 1 else _beam_batch
+    done = 0
+
+    def finished(index: int, result: Generated) -> None:
+        nonlocal done
+        results[index] = result
+        done += 1
+        if bar is not None:
+            bar.update(1)
+        elif callable(progress) and (done % settings.batch_size == 0 or done == len(prompts)):
+            progress(done)
+
     with evaluating(model):
-        for start in range(0, len(order), settings.batch_size):
-            chunk = order[start : start + settings.batch_size]
-            for i, result in zip(chunk, run(model, tokenizer, chunk, encoded, settings), strict=True):
-                results[i] = result
-            if bar is not None:
-                bar.update(len(chunk))
-            elif callable(progress):
-                progress(min(start + len(chunk), len(order)))
+        if settings.num_beams == 1:
+            _decode_all(model, tokenizer, order, encoded, settings, finished)
+        else:
+            for start in range(0, len(order), settings.batch_size):
+                chunk = order[start : start + settings.batch_size]
+                for i, result in zip(chunk, _beam_batch(model, tokenizer, chunk, encoded, settings), strict=True):
+                    finished(i, result)
     if bar is not None:
         bar.close()
     return [r for r in results if r is not None]
 
 
-def _decode_batch(
-    model: Any, tokenizer: Any, chunk: Sequence[int], encoded: Sequence[list[int]], settings: GenerationSettings
-) -> list[Generated]:
-    """One batch through :func:`~llm_adapters_eval.decoding.decode` (greedy or sampled, rows dropped as they
-    finish)."""
-    rows = [Row(encoded[i], settings.max_new_tokens, settings.sampling(i)) for i in chunk]
-    decoded = decode(
+def _decode_all(
+    model: Any,
+    tokenizer: Any,
+    order: Sequence[int],
+    encoded: Sequence[list[int]],
+    settings: GenerationSettings,
+    finished: Callable[[int, Generated], None],
+) -> None:
+    """Every prompt of ``order`` through :func:`~llm_adapters_eval.decoding.decode`, ``batch_size`` at a
+    time, in that order; ``finished(prompt index, result)`` as each one ends."""
+    rows = [Row(encoded[i], settings.max_new_tokens, settings.sampling(i)) for i in order]
+
+    def ended(at: int, d: Decoded) -> None:
+        finished(order[at], Generated(d.text, d.token_ids, d.stopped_at_eos, d.finish_reason))
+
+    decode(
         model,
         tokenizer,
         rows,
@@ -202,8 +227,9 @@ def _decode_batch(
         pad_id=pad_id(model, tokenizer),
         stop_at_eos=settings.stop_at_eos,
         skip_special_tokens=settings.skip_special_tokens,
+        max_batch=settings.batch_size,
+        on_finish=ended,
     )
-    return [Generated(d.text, d.token_ids, d.stopped_at_eos, d.finish_reason) for d in decoded]
 
 
 def _beam_batch(
