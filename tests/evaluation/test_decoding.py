@@ -22,6 +22,7 @@ from llm_adapters_eval.decoding import Decoded, Row, Sampling, decode, filter_lo
 from llm_adapters_eval.generation import GenerationSettings
 from llm_adapters_families import bloom, gpt2, llama
 from llm_adapters_lora import plugin as lora_plugin
+from llm_adapters_prompt import plugin as prompt_plugin
 
 from .helpers import PAD, char_tokenizer
 
@@ -32,7 +33,7 @@ FAMILIES = ["llama", "gpt2", "bloom"]
 
 @pytest.fixture(autouse=True)
 def plugins() -> Iterator[PluginManager]:
-    with use_plugins(lora_plugin, llama, gpt2, bloom) as pm:
+    with use_plugins(lora_plugin, prompt_plugin, llama, gpt2, bloom) as pm:
         yield pm
 
 
@@ -239,6 +240,24 @@ def test_a_cache_that_cannot_take_rows_runs_the_waiting_rows_afterwards() -> Non
     prefills = [at for at, (_, new) in enumerate(calls) if new > 1]
     assert [calls[at][0] for at in prefills] == [4, 2]
     assert all(rows <= 2 for rows, _ in calls[prefills[1] :]), "the second batch runs on its own"
+
+
+@pytest.mark.parametrize(("family", "kind"), [("llama", "prefix"), ("gpt2", "prompt"), ("llama", "ptuning")])
+def test_prompt_based_adapters_decode_as_transformers_does(family: str, kind: str) -> None:
+    """Virtual tokens live in the cache (prefix) or the input (prompt, P-tuning): rows still leave the batch,
+    and waiting rows start when the batch has finished."""
+    model, tok = _model(family, seed=1), char_tokenizer()
+    la.attach(model, {"type": kind, "num_virtual_tokens": 4}, name="v")
+    g = torch.Generator().manual_seed(2)
+    with torch.no_grad():
+        for _, p in sorted(adapter_parameters(model, "v").items()):
+            p.add_(0.5 * torch.randn(p.shape, generator=g))
+    prompts = [_ids(tok, p) for p in PROMPTS]
+    eos = _uneven_eos([_hf(model, [p], NEW, None)[0] for p in prompts])
+    alone = [_hf(model, [p], NEW, eos)[0] for p in prompts]
+    for max_batch in (None, 2):
+        got = decode(model, tok, [Row(p, NEW) for p in prompts], eos_ids=eos, pad_id=PAD, max_batch=max_batch)
+        assert [r.token_ids for r in got] == alone, max_batch
 
 
 def test_unknown_adapters_are_refused_before_any_work() -> None:
