@@ -43,3 +43,25 @@ def test_problems_fall_back_to_generated_arithmetic(tmp_path: Path) -> None:
     texts, source = bench.problems(5, tmp_path)
     assert len(texts) == 5 and source.startswith("generated")
     assert texts[0] == "Tom has 7 apples and buys 2 more. How many apples does he have now?"
+
+
+def test_evaluate_batching_benchmark_runs_three_ways_on_multiarith(tmp_path: Path) -> None:
+    from .conftest import shared_or_skip
+
+    data = shared_or_skip()
+    spec = importlib.util.spec_from_file_location("evaluate_batching", SCRIPT.with_name("evaluate_batching.py"))
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "batching.json"
+    args = ["--tiny", "--n", "4", "--max-new-tokens", "3", "--batch-size", "2", "--data-dir", str(data)]
+    assert bench.main([*args, "--json", str(out)]) == 0
+    figures = json.loads(out.read_text())
+    assert (figures["examples"], figures["batch_size"], figures["max_new_tokens"]) == (4, 2, 3)
+    ways = [figures[k] for k in ("one_at_a_time", "batched", "hf_generate_batched")]
+    assert figures["same_answers"] is True and len({w["new_tokens"] for w in ways}) == 1
+    assert all(w["examples_per_second"] == pytest.approx(4 / w["seconds"], rel=1e-2) for w in ways)
+    ratio = figures["one_at_a_time"]["seconds"] / figures["batched"]["seconds"]
+    assert figures["ratio_batched_over_single"] == pytest.approx(ratio, rel=2e-2)
+    assert figures["target_met"] is (figures["ratio_batched_over_single"] >= 4)
+    assert bench.main([*args, "--min-ratio", "1000"]) == 1
