@@ -197,3 +197,13 @@ def test_dora_reads_a_dtensor_weight_whole(tmp_path) -> None:
         torch.testing.assert_close(layer.magnitude.detach(), expected, rtol=0, atol=1e-7)
     finally:
         dist.destroy_process_group()
+
+
+def test_merging_into_a_sharded_weight_is_refused(zero) -> None:
+    model = tiny_model("llama")
+    _partition_targets(model, zero)
+    zero.install()
+    la.attach(model, {"type": "lora", "target_modules": ["attn.q", "attn.v"]})
+    with pytest.raises(AdapterStateError, match="the base weight is sharded across processes"):
+        la.merge(model)
+    assert not la.list_adapters(model)[0].merged

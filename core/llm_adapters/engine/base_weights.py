@@ -52,6 +52,11 @@ def _is_dtensor(param: torch.Tensor) -> bool:
     return any(c.__name__ == "DTensor" for c in type(param).__mro__)
 
 
+def is_sharded(param: torch.Tensor | None) -> bool:
+    """Whether ``param`` is split across processes by a scheme the kernel knows (ZeRO-3, ``DTensor``)."""
+    return isinstance(param, torch.Tensor) and (is_zero3(param) or _is_dtensor(param))
+
+
 def zero3_gathered(params: list[torch.Tensor]) -> Any:
     """DeepSpeed's ``zero.GatheredParameters`` over ``params``, read-only (``modifier_rank=None``)."""
     try:

@@ -33,7 +33,7 @@ from torch import nn
 from ..errors import AdapterStateError
 from ..layers import AdapterLayer
 from ..quantize import quantized_kind
-from .base_weights import read_weight, weight_shape
+from .base_weights import is_sharded, read_weight, weight_shape
 from .rows import _call, _dtype, forward_by_rows
 
 
@@ -44,9 +44,15 @@ def is_conv1d(module: nn.Module) -> bool:
 
 
 def quantized_merge_problem(module: nn.Module) -> str | None:
-    """Why adapters cannot be merged into ``module`` (its weight is quantized by bitsandbytes), or None."""
+    """Why adapters cannot be merged into ``module`` (its weight is quantized by bitsandbytes, or sharded across
+    processes), or None."""
     kind = quantized_kind(module)
     if kind is None:
+        if is_sharded(getattr(module, "weight", None)):
+            return (
+                "the base weight is sharded across processes (DeepSpeed ZeRO-3 / FSDP), so this process cannot write "
+                "the merged weight; merge after training, on a whole model (llm-adapters export loads one)"
+            )
         return None
     return (
         f"the base weight is quantized ({kind}, {type(module).__name__}), and folding an adapter into it would "
