@@ -1,7 +1,10 @@
 """Evaluation and generation for llm-adapters: the ``evaluate`` and ``generate`` commands, as a plugin (entry
 point ``eval`` in the group ``llm_adapters``).
 
-* :mod:`.generation`: batched, left-padded greedy / beam generation with a KV cache, and streaming;
+* :mod:`.decoding`: the step-wise batched decoder (greedy, sampling, stop strings, an adapter and a streaming
+  callback per row; finished rows leave the batch, waiting ones join it);
+* :mod:`.generation`: batched, left-padded generation for evaluation (the decoder; beam search through
+  ``model.generate``), and streaming;
 * :mod:`.loglik`: log-likelihood scoring of multiple-choice options;
 * :mod:`.config`, :mod:`.runner`, :mod:`.report`: an evaluation run over installed tasks, and its reports.
 """
