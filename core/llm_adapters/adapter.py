@@ -182,6 +182,8 @@ class AdapterType:
     #: PEFT's name of the same method (``"LORA"``): set it, and implement to_peft / from_peft, to be saved in
     #: PEFT's format and to read directories PEFT wrote. None: the llm-adapters format.
     peft_type: ClassVar[str | None] = None
+    #: PEFT's tensor names of this type outside ``base_model.model.`` (prompt learning's ``prompt_embeddings``)
+    peft_tensor_names: ClassVar[frozenset[str]] = frozenset()
 
     def placements(self, config: AdapterConfig) -> list[Placement]:
         """Where to attach, in order. Default: ``config.target_modules`` or ``default_targets``, all of
@@ -212,7 +214,10 @@ class AdapterType:
         Returns:
             PEFT's ``adapter_config.json`` entries of this type (``r``, ``target_modules``, ...; the core adds
             ``peft_type``, ``task_type``, ``base_model_name_or_path``, ``inference_mode`` and its own
-            section) and the tensors under PEFT's names (``base_model.model.<module path>.<...>``).
+            section) and the tensors under PEFT's names (``base_model.model.<module path>.<...>``). Tensors
+            that PEFT's form lacks but training needs (say, an encoder whose output is all PEFT stores) may be
+            returned under keys starting ``"llm_adapters."``: the core writes them to a file of their own
+            beside PEFT's and hands them back to :meth:`from_peft`.
         """
         raise NotImplementedError(f"adapter type {self.name!r} has no PEFT format")
 

@@ -1,14 +1,18 @@
-"""Adapter files: ``adapter_config.json`` + ``adapter_model.safetensors`` in a directory.
+"""Adapter files: a config (JSON) + ``adapter_model.safetensors`` in a directory.
 
-``adapter_config.json`` holds the format version, the adapter type and its config, the plugin that wrote it
+The config holds the format version, the adapter type and its config, the plugin that wrote it
 (distribution and version), the core's version, the base model (name, model_type, a fingerprint of its
 parameter shapes) and the resolved targets. Tensor keys carry the module path, never the adapter's name,
 so a file loads under any name. Nothing is ever unpickled. Files are written under a temporary name and
 renamed, so an interrupted save never leaves a half-written adapter behind.
 
-Adapter types that declare ``peft_type`` are saved in HF PEFT's own format instead, with the metadata above
-under the key ``"llm_adapters"``; directories PEFT wrote load too (see :mod:`llm_adapters.peft_files`). The
-format is recognised on reading: top-level ``format_version`` (this format), or ``peft_type``.
+Adapter types that declare ``peft_type`` are saved in HF PEFT's own format, ``adapter_config.json``, with the
+metadata above under the key ``"llm_adapters"``; directories PEFT wrote load too (see
+:mod:`llm_adapters.peft_files`). Types PEFT lacks (series, parallel, third-party ones) write their config as
+``llm_adapters_config.json`` instead: PEFT-based tools (PEFT, transformers, vLLM, TGI) look for
+``adapter_config.json`` and so refuse such a directory ("can't find adapter_config.json") rather than misread
+it. Directories of the first llm-adapters format (``adapter_config.json`` with top-level ``format_version``)
+still load. The format is recognised on reading: top-level ``format_version`` (this format), or ``peft_type``.
 """
 
 from __future__ import annotations
@@ -37,8 +41,24 @@ from .quantize import full_precision_shapes
 from .registry import adapter_provider, get_registry
 
 FORMAT_VERSION = 1
+#: PEFT's config file name: adapter types with a PEFT format, and adapters saved before the own name existed
 CONFIG_NAME = "adapter_config.json"
+#: the config file name of adapter types PEFT lacks, so that PEFT-based tools do not take them for theirs
+OWN_CONFIG_NAME = "llm_adapters_config.json"
+CONFIG_NAMES = (CONFIG_NAME, OWN_CONFIG_NAME)
 WEIGHTS_NAME = "adapter_model.safetensors"
+
+
+def config_file(path: str | os.PathLike[str]) -> Path | None:
+    """The config file of the adapter directory ``path`` (either name), or None when it holds none."""
+    d = Path(path)
+    found = [d / n for n in CONFIG_NAMES if (d / n).is_file()]
+    return found[0] if found else None
+
+
+def is_adapter_dir(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a directory holding an adapter config (PEFT's name or ours)."""
+    return config_file(path) is not None
 
 
 # ---- the base model's identity ------------------------------------------------------------------
@@ -113,30 +133,55 @@ def save_adapter(model: nn.Module, path: str | os.PathLike[str], name: str | Non
         "base_model": _base_info(model),
         "targets": [{"module": s.module_path, "kind": s.kind, "part": s.part, "role": s.role} for s in rec.sites],
     }
-    if rec.adapter_type.peft_type is not None:  # PEFT's own format, our section under one extra key
+    peft_format = rec.adapter_type.peft_type is not None
+    name_here = CONFIG_NAME if peft_format else OWN_CONFIG_NAME
+    other = out / (OWN_CONFIG_NAME if peft_format else CONFIG_NAME)
+    if other.is_file() and not _written_by_us(other):
+        raise AdapterFileError(
+            f"save_adapter: {out} holds {other.name}, which llm-adapters did not write (another tool's adapter?); "
+            f"saving {name_here} beside it would leave two adapters in one directory: choose another directory"
+        )
+    if peft_format:  # PEFT's own format, our section under one extra key
         from .peft_files import save_peft
 
         save_peft(model, rec.adapter_type, rec, section, tensors, out)
-        return out
-    atomic_write(out / WEIGHTS_NAME, lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))
-    write_json(out / CONFIG_NAME, section)
+    else:
+        atomic_write(out / WEIGHTS_NAME, lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))
+        write_json(out / OWN_CONFIG_NAME, section)
+    if other.is_file():  # an earlier adapter of ours in the other format: this save replaces it
+        other.unlink()
     return out
+
+
+def _written_by_us(cfg_path: Path) -> bool:
+    """Whether the config file ``cfg_path`` is one llm-adapters wrote (our format, or PEFT's with our section)."""
+    try:
+        meta = json.loads(cfg_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(meta, dict) and ("format_version" in meta or "llm_adapters" in meta)
 
 
 # ---- reading ------------------------------------------------------------------------------------
 def read_adapter_config(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The parsed ``adapter_config.json`` of an adapter directory, checked for its format."""
     d = Path(path)
-    cfg_path = d / CONFIG_NAME
     if not d.is_dir():
         raise AdapterFileError(
-            f"{d}: not a directory; an adapter is a directory holding {CONFIG_NAME} and {WEIGHTS_NAME}"
+            f"{d}: not a directory; an adapter is a directory holding {CONFIG_NAME} (or {OWN_CONFIG_NAME}) and "
+            f"{WEIGHTS_NAME}"
         )
-    if not cfg_path.is_file():
+    if all((d / n).is_file() for n in CONFIG_NAMES):
+        raise AdapterFileError(
+            f"{d}: holds both {CONFIG_NAME} and {OWN_CONFIG_NAME}, so it is unclear which adapter it is; keep the "
+            "one that belongs with its adapter_model.safetensors and move the other away"
+        )
+    cfg_path = config_file(d)
+    if cfg_path is None:
         hint = ""
         if (d / "adapter_model.bin").exists():
             hint = " (adapter_model.bin is a pickle; llm-adapters never loads pickles: convert it to safetensors)"
-        raise AdapterFileError(f"{d}: {CONFIG_NAME} is missing{hint}")
+        raise AdapterFileError(f"{d}: {CONFIG_NAME} (or {OWN_CONFIG_NAME}) is missing{hint}")
     try:
         meta = json.loads(cfg_path.read_text(encoding="utf-8"))
     except UnicodeDecodeError as exc:
@@ -192,7 +237,7 @@ def load_adapter(
         from .peft_files import load_peft
 
         return load_peft(model, d, meta["peft"], name, check_base, _checked_config)
-    cfg = _checked_config(d, d / CONFIG_NAME, meta, check_base, model)
+    cfg = _checked_config(d, config_file(d) or d / CONFIG_NAME, meta, check_base, model)
     weights = d / WEIGHTS_NAME
     if not weights.is_file():
         raise AdapterFileError(f"{d}: {WEIGHTS_NAME} is missing")

@@ -13,6 +13,11 @@ fingerprint, the resolved targets) is kept under one extra key of ``adapter_conf
 key (``PeftConfig.from_peft_type`` drops it, with a warning about unexpected keys), and a checkpoint written
 from gathered weights (which copies the config text and writes the file keys) stays readable.
 
+Adapters whose PEFT form loses something we need to go on training (the reparameterisation MLP of prefix
+tuning, the prompt encoder of P-tuning: PEFT stores only their output) return those tensors from ``to_peft``
+under keys starting ``"llm_adapters."``; they go to a file of their own beside PEFT's,
+``llm_adapters_extra.safetensors``, which PEFT never reads, and come back to ``from_peft`` with the rest.
+
 Three layouts are read (see :func:`llm_adapters.files.load_adapter`): the llm-adapters format (top-level
 ``format_version``); a PEFT directory we wrote (``peft_type`` and our section: our config is attached and
 the tensors are mapped back); and a foreign PEFT directory (``peft_type`` only: the installed adapter type
@@ -39,6 +44,9 @@ SECTION = "llm_adapters"
 #: the version of our section in a PEFT-format directory (the llm-adapters format itself is version 1)
 PEFT_FORMAT_VERSION = 2
 PEFT_PREFIX = "base_model.model."
+#: tensors of ``to_peft`` under keys with this prefix are ours alone: written beside PEFT's file, not in it
+EXTRA_PREFIX = "llm_adapters."
+EXTRA_WEIGHTS_NAME = "llm_adapters_extra.safetensors"
 
 
 def is_peft_layout(meta: dict[str, Any]) -> bool:
@@ -93,6 +101,7 @@ def save_peft(
     ]
     peft_config, peft_tensors = atype.to_peft(rec.config, sites, tensors, model)
     peft_tensors = {k: v.detach().to("cpu").contiguous() for k, v in peft_tensors.items()}
+    extra = {k: peft_tensors.pop(k) for k in [k for k in peft_tensors if k.startswith(EXTRA_PREFIX)]}
     meta = {
         "peft_type": atype.peft_type,
         "task_type": "CAUSAL_LM",
@@ -101,18 +110,31 @@ def save_peft(
         **peft_config,
         SECTION: {**section, "format_version": PEFT_FORMAT_VERSION},
     }
+    if extra:
+        atomic_write(out / EXTRA_WEIGHTS_NAME, lambda tmp: save_file(extra, tmp, metadata={"format": "pt"}))
+    elif (out / EXTRA_WEIGHTS_NAME).is_file():  # left by an earlier save of ours into this directory
+        (out / EXTRA_WEIGHTS_NAME).unlink()
     atomic_write(out / "adapter_model.safetensors", lambda tmp: save_file(peft_tensors, tmp, metadata={"format": "pt"}))
     write_json(out / "adapter_config.json", meta)
 
 
 # ---- reading ------------------------------------------------------------------------------------
 def read_tensors(weights: Path, d: Path) -> dict[str, torch.Tensor]:
+    """PEFT's tensor file, with our extra tensors (see the module doc) when the directory holds them."""
     if not weights.is_file():
         raise AdapterFileError(f"{d}: {weights.name} is missing")
+    tensors = _read(weights)
+    extra = d / EXTRA_WEIGHTS_NAME
+    if extra.is_file():
+        tensors.update({k: v for k, v in _read(extra).items() if k.startswith(EXTRA_PREFIX)})
+    return tensors
+
+
+def _read(path: Path) -> dict[str, torch.Tensor]:
     try:
-        return load_file(str(weights), device="cpu")
+        return load_file(str(path), device="cpu")
     except (SafetensorError, OSError, ValueError) as exc:
-        raise AdapterFileError(f"{weights}: not a readable safetensors file: {exc}") from None
+        raise AdapterFileError(f"{path}: not a readable safetensors file: {exc}") from None
 
 
 def to_file_keys(
@@ -120,7 +142,7 @@ def to_file_keys(
 ) -> tuple[Any, dict[str, torch.Tensor]]:
     """``atype.from_peft``, with its ValueErrors turned into errors naming the file. Tensors already under
     our file keys (a checkpoint written from gathered weights) are taken as they are."""
-    if not any(k.startswith(PEFT_PREFIX) for k in tensors) and SECTION in meta:
+    if SECTION in meta and not any(k.startswith(PEFT_PREFIX) or k in atype.peft_tensor_names for k in tensors):
         return None, tensors
     try:
         return atype.from_peft(meta, tensors, model)
@@ -188,4 +210,7 @@ def peft_weights_for(model: nn.Module, name: str, d: Path, tensors: dict[str, to
     rec = _state(model).records.get(name)
     if rec is None:
         return tensors
+    extra = d / EXTRA_WEIGHTS_NAME
+    if extra.is_file():
+        tensors = {**tensors, **{k: v for k, v in _read(extra).items() if k.startswith(EXTRA_PREFIX)}}
     return to_file_keys(rec.adapter_type, meta, tensors, model, d / "adapter_model.safetensors")[1]

@@ -153,7 +153,7 @@ def test_export_never_deletes_what_it_did_not_write(base_dir: Path, tmp_path: Pa
     monkeypatch.chdir(mine)
     r = _export(base_dir, adapter, Path("."))
     assert r.exit_code == 1 and "is the current directory" in r.output
-    assert sorted(p.name for p in adapter.iterdir()) == ["adapter_config.json", "adapter_model.safetensors"]
+    assert sorted(p.name for p in adapter.iterdir()) == ["adapter_model.safetensors", "llm_adapters_config.json"]
 
 
 def test_overwrite_replaces_only_a_previous_exports_files(base_dir: Path, tmp_path: Path) -> None:

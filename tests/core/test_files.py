@@ -13,7 +13,7 @@ from safetensors.torch import load_file, save_file
 import llm_adapters as la
 from llm_adapters.engine import adapter_parameters
 from llm_adapters.errors import AdapterFileError
-from llm_adapters.files import CONFIG_NAME, FORMAT_VERSION, WEIGHTS_NAME, fingerprint
+from llm_adapters.files import FORMAT_VERSION, OWN_CONFIG_NAME, WEIGHTS_NAME, fingerprint
 from llm_adapters.testing import tiny_model_from_config
 
 from .probe_plugin import TINY_GPT2, TINY_LLAMA
@@ -34,7 +34,7 @@ def x() -> torch.Tensor:
 
 def test_round_trip_under_another_name(tmp_path: Path) -> None:
     model, path = trained(tmp_path)
-    assert sorted(os.listdir(path)) == [CONFIG_NAME, WEIGHTS_NAME]  # no temporary files left behind
+    assert sorted(os.listdir(path)) == [WEIGHTS_NAME, OWN_CONFIG_NAME]  # no temporary files left behind
     fresh = tiny_model_from_config(TINY_LLAMA)
     la.load_adapter(fresh, path, name="loaded")
     torch.testing.assert_close(fresh(x()).logits, model(x()).logits, atol=0, rtol=0)
@@ -42,7 +42,7 @@ def test_round_trip_under_another_name(tmp_path: Path) -> None:
 
 def test_file_layout(tmp_path: Path) -> None:
     model, path = trained(tmp_path, target_modules=["attn.q"])
-    meta = json.loads((path / CONFIG_NAME).read_text())
+    meta = json.loads((path / OWN_CONFIG_NAME).read_text())
     assert meta["format_version"] == FORMAT_VERSION and meta["adapter_type"] == "probe"
     assert meta["config"] == {"type": "probe", "target_modules": ["attn.q"], "rank": 2, "kind": "parallel"}
     assert meta["plugin"] == {"name": "tests.core.probe_plugin", "version": "0.0.0"}
@@ -110,18 +110,18 @@ def test_shape_mismatch_is_reported(tmp_path: Path) -> None:
 
 def test_newer_format_version_is_refused(tmp_path: Path) -> None:
     _, path = trained(tmp_path)
-    meta = json.loads((path / CONFIG_NAME).read_text())
+    meta = json.loads((path / OWN_CONFIG_NAME).read_text())
     meta["format_version"] = FORMAT_VERSION + 1
-    (path / CONFIG_NAME).write_text(json.dumps(meta))
+    (path / OWN_CONFIG_NAME).write_text(json.dumps(meta))
     with pytest.raises(AdapterFileError, match="is newer than this llm-adapters-core"):
         la.load_adapter(tiny_model_from_config(TINY_LLAMA), path)
 
 
 def test_unknown_config_keys_from_a_newer_plugin_warn(tmp_path: Path) -> None:
     model, path = trained(tmp_path)
-    meta = json.loads((path / CONFIG_NAME).read_text())
+    meta = json.loads((path / OWN_CONFIG_NAME).read_text())
     meta["config"]["shiny_new_option"] = 3
-    (path / CONFIG_NAME).write_text(json.dumps(meta))
+    (path / OWN_CONFIG_NAME).write_text(json.dumps(meta))
     fresh = tiny_model_from_config(TINY_LLAMA)
     with pytest.warns(UserWarning, match=r"adapter 'probe': ignoring config field\(s\) \['shiny_new_option'\]"):
         la.load_adapter(fresh, path)
@@ -130,19 +130,19 @@ def test_unknown_config_keys_from_a_newer_plugin_warn(tmp_path: Path) -> None:
 
 def test_invalid_config_values_name_the_file(tmp_path: Path) -> None:
     _, path = trained(tmp_path)
-    meta = json.loads((path / CONFIG_NAME).read_text())
+    meta = json.loads((path / OWN_CONFIG_NAME).read_text())
     meta["config"]["rank"] = -1
-    (path / CONFIG_NAME).write_text(json.dumps(meta))
-    with pytest.raises(AdapterFileError, match=f"{path / CONFIG_NAME}: adapter 'probe': rank: input should be"):
+    (path / OWN_CONFIG_NAME).write_text(json.dumps(meta))
+    with pytest.raises(AdapterFileError, match=f"{path / OWN_CONFIG_NAME}: adapter 'probe': rank: input should be"):
         la.load_adapter(tiny_model_from_config(TINY_LLAMA), path)
 
 
 @pytest.mark.parametrize(
     ("setup", "message"),
     [
-        (lambda p: (p / CONFIG_NAME).unlink(), "adapter_config.json is missing"),
-        (lambda p: (p / CONFIG_NAME).write_text("{not json"), "adapter_config.json: not valid JSON"),
-        (lambda p: (p / CONFIG_NAME).write_text("{}"), "the key 'format_version' is missing"),
+        (lambda p: (p / OWN_CONFIG_NAME).unlink(), r"adapter_config.json \(or llm_adapters_config.json\) is missing"),
+        (lambda p: (p / OWN_CONFIG_NAME).write_text("{not json"), "llm_adapters_config.json: not valid JSON"),
+        (lambda p: (p / OWN_CONFIG_NAME).write_text("{}"), "the key 'format_version' is missing"),
         (lambda p: (p / WEIGHTS_NAME).unlink(), "adapter_model.safetensors is missing"),
         (lambda p: (p / WEIGHTS_NAME).write_bytes(b"garbage"), "not a readable safetensors file"),
     ],
@@ -174,7 +174,7 @@ def test_interrupted_save_keeps_the_previous_file(tmp_path: Path, monkeypatch: p
     with pytest.raises(KeyboardInterrupt):
         la.save_adapter(model, path)
     assert (path / WEIGHTS_NAME).read_bytes() == before
-    assert sorted(os.listdir(path)) == [CONFIG_NAME, WEIGHTS_NAME]
+    assert sorted(os.listdir(path)) == [WEIGHTS_NAME, OWN_CONFIG_NAME]
 
 
 def test_save_needs_a_name_when_several_are_attached(tmp_path: Path) -> None:

@@ -151,7 +151,7 @@ def test_third_party_plugin_in_a_scratch_environment(tmp_path: Path) -> None:
     assert result["trainable"] == 2 * 16  # one scale per output channel of each down_proj
     assert result["losses"][-1] < result["losses"][0]
     assert result["same"] is True
-    meta = json.loads((tmp_path / "saved" / "adapter_config.json").read_text())
+    meta = json.loads((tmp_path / "saved" / "llm_adapters_config.json").read_text())
     assert meta["plugin"] == {"name": "llm-adapters-channelscale", "version": "0.3.0"}
 
 

@@ -150,8 +150,8 @@ def test_a_failing_load_leaves_the_model_as_it_was(tmp_path: Path) -> None:
     bigger = model_with()
     la.attach(bigger, {"type": "probe", "rank": 4})
     la.save_adapter(bigger, tmp_path / "b")
-    meta = (tmp_path / "b" / "adapter_config.json").read_text().replace('"rank": 4', '"rank": 2')
-    (tmp_path / "b" / "adapter_config.json").write_text(meta)
+    meta = (tmp_path / "b" / "llm_adapters_config.json").read_text().replace('"rank": 4', '"rank": 2')
+    (tmp_path / "b" / "llm_adapters_config.json").write_text(meta)
     with pytest.raises(AdapterFileError, match=r"does not fit this model: .*shape mismatch"):
         la.load_adapter(model, tmp_path / "b", name="loaded")
     assert_same(model, before)

@@ -32,7 +32,7 @@ def _series_layer(path: Path, module: str) -> SeriesLayer:
     """Adapter ``path``'s post layer on ``module``, built directly from its file."""
     import json
 
-    cfg = json.loads((path / "adapter_config.json").read_text())["config"]
+    cfg = json.loads((path / "llm_adapters_config.json").read_text())["config"]
     tensors = load_file(str(path / "adapter_model.safetensors"))
     d = model_families()["llama"].tiny_config["hidden_size"]
     layer = SeriesLayer(d, SeriesConfig.model_validate(cfg))

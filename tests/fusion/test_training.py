@@ -36,7 +36,7 @@ def test_train_lowers_the_loss_and_the_fusion_reloads(adapter_dirs: dict[str, Pa
     assert len(losses) == 8
     assert sum(losses[-3:]) / 3 < sum(losses[:3]) / 3, losses
 
-    saved = json.loads((result.output_dir / "adapter_config.json").read_text())
+    saved = json.loads((result.output_dir / "llm_adapters_config.json").read_text())
     assert saved["adapter_type"] == "fusion" and saved["config"]["adapters"] == paths
     from safetensors.torch import load_file
 
@@ -65,7 +65,7 @@ def test_fuse_command(adapter_dirs: dict[str, Path], tmp_path: Path) -> None:
             "--temperature", "2.0"]  # fmt: skip
     result = CliRunner().invoke(build_cli(), args, catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    saved = json.loads((out / "adapter_config.json").read_text())
+    saved = json.loads((out / "llm_adapters_config.json").read_text())
     assert saved["config"]["temperature"] == 2.0
     assert json.loads((out / "metrics.json").read_text())["global_step"] == 2
     bad = CliRunner().invoke(build_cli(), [*args[:3], *args[5:9], "--output", str(tmp_path / "o2")])

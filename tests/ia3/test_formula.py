@@ -280,7 +280,7 @@ def test_save_load_round_trip(family: str, tmp_path: Path) -> None:
     ids = _ids()
     expected = _logits(model, ids)
     la.save_adapter(model, tmp_path / "ia3")
-    saved = json.loads((tmp_path / "ia3" / "adapter_config.json").read_text())
+    saved = json.loads((tmp_path / "ia3" / "llm_adapters_config.json").read_text())
     assert saved["adapter_type"] == "ia3"
     assert saved["config"] | {"target_modules": None} == {**NORMAL, "target_modules": None}
     parts = {"llama": (None, None), "gpt2": ("k", "v"), "bloom": ("k", "v")}[family]

@@ -53,12 +53,12 @@ def test_train_and_evaluate_each_type_on_the_embedded_model(tmp_path: Path) -> N
             "--no-progress",
             "--report-to", "none",
         )  # fmt: skip
-        saved = json.loads((tmp_path / kind / "adapter_config.json").read_text())
+        saved = json.loads((tmp_path / kind / "adapter_config.json").read_text())["llm_adapters"]
         assert saved["adapter_type"] == kind
         metrics = json.loads((tmp_path / kind / "metrics.json").read_text())
         assert metrics["global_step"] == 2 and metrics["train_loss"] > 0
-    assert json.loads((tmp_path / "prefix" / "adapter_config.json").read_text())["config"]["num_virtual_tokens"] == 4
-    prompt_config = json.loads((tmp_path / "prompt" / "adapter_config.json").read_text())["config"]
+    assert json.loads((tmp_path / "prefix" / "adapter_config.json").read_text())["num_virtual_tokens"] == 4  # PEFT's
+    prompt_config = json.loads((tmp_path / "prompt" / "adapter_config.json").read_text())["llm_adapters"]["config"]
     assert prompt_config["init_token_ids"], "the text's token ids are recorded for loading without a tokenizer"
     adapters = [arg for kind in TYPES for arg in ("--adapter-path", str(tmp_path / kind))]
     _run(

@@ -159,7 +159,7 @@ def test_text_init_from_a_tokenizer_records_the_ids(tmp_path) -> None:  # type: 
     }
     attach(model, config)
     save_adapter(model, tmp_path / "a")
-    saved = json.loads((tmp_path / "a" / "adapter_config.json").read_text())["config"]
+    saved = json.loads((tmp_path / "a" / "adapter_config.json").read_text())["llm_adapters"]["config"]
     assert saved["init_token_ids"] == [20, 21, 22]
     table = adapter_parameters(model, "default")[TABLE_KEY]
     torch.testing.assert_close(table, model.get_input_embeddings().weight[[20, 21, 22, 20]], atol=0, rtol=0)

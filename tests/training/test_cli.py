@@ -110,7 +110,7 @@ def test_config_file_with_flags_trains_and_writes_outputs(workdir: Path, tmp_pat
     config = json.loads((out / "train_config.json").read_text())
     assert config["max_steps"] == 3 and config["batch_size"] == 8 and config["adapter_options"] == {"rank": 2}
     assert json.loads((out / "metrics.json").read_text())["gradient_accumulation_steps"] == 4
-    assert json.loads((out / "adapter_config.json").read_text())["config"]["rank"] == 2
+    assert json.loads((out / "llm_adapters_config.json").read_text())["config"]["rank"] == 2
     _load(out)
 
 

@@ -72,7 +72,7 @@ def test_a_finished_adapter_is_not_overwritten_without_overwrite(tmp_path: Path,
         shutil.rmtree(ckpt)
     weights = (out / "adapter_model.safetensors").read_bytes()
     with pytest.raises(
-        TrainingError, match=r"already holds a trained adapter \(adapter_config.json\); pass --overwrite"
+        TrainingError, match=r"already holds a trained adapter \(llm_adapters_config.json\); pass --overwrite"
     ):
         train(config(data_file, out, save_steps=100), model=fresh(), tokenizer=tokenizer)
     assert (out / "adapter_model.safetensors").read_bytes() == weights
@@ -88,7 +88,7 @@ def test_a_second_writer_is_refused_at_once(tmp_path: Path, data_file: Path, tok
         with pytest.raises(OutputError, match=r"is being written by another run \(evaluate, pid \d+"):
             train(config(data_file, out), model=fresh(), tokenizer=tokenizer)
         assert time.time() - started < 5
-    assert not (out / "adapter_config.json").exists()
+    assert not (out / "llm_adapters_config.json").exists()
     train(config(data_file, out), model=fresh(), tokenizer=tokenizer)  # free again
     assert not (out / LOCK_NAME).exists()
 

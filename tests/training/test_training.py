@@ -49,7 +49,7 @@ def test_train_writes_adapter_metrics_plot_and_safetensors_checkpoints(tmp_path,
     result = train(cfg, model=model, tokenizer=tokenizer)
     out = tmp_path / "out"
     assert {p.name for p in out.iterdir()} >= {
-        "adapter_config.json",
+        "llm_adapters_config.json",
         "adapter_model.safetensors",
         "metrics.json",
         "loss.png",
@@ -60,7 +60,7 @@ def test_train_writes_adapter_metrics_plot_and_safetensors_checkpoints(tmp_path,
     assert (out / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     for ckpt in ("checkpoint-3", "checkpoint-6"):
         names = {p.name for p in (out / ckpt).iterdir()}
-        assert {"adapter_model.safetensors", "adapter_config.json", "trainer_state.json"} <= names
+        assert {"adapter_model.safetensors", "llm_adapters_config.json", "trainer_state.json"} <= names
         # no pickled model and no pickled training arguments
         assert not names & {"pytorch_model.bin", "model.safetensors", "training_args.bin", "adapter_model.bin"}
     metrics = json.loads((out / "metrics.json").read_text())
@@ -173,8 +173,8 @@ def test_adapter_from_a_gathered_state_dict_equals_the_saved_adapter(tmp_path, t
     la.save_adapter(model, tmp_path / "direct")
     gathered = {k: v.clone() for k, v in model.state_dict().items()}  # a copy, as a gather returns
     (tmp_path / "gathered").mkdir()
-    text = (tmp_path / "direct" / "adapter_config.json").read_text()
-    save_gathered_adapter(gathered, keys, text, tmp_path / "gathered")
+    saved = la.files.config_file(tmp_path / "direct")
+    save_gathered_adapter(gathered, keys, (saved.name, saved.read_text()), tmp_path / "gathered")
     ids = torch.tensor([tokenizer("3+4?").input_ids])
     outs = []
     for d in ("direct", "gathered"):
@@ -184,7 +184,7 @@ def test_adapter_from_a_gathered_state_dict_equals_the_saved_adapter(tmp_path, t
             outs.append(fresh(input_ids=ids).logits)
     torch.testing.assert_close(outs[1], outs[0], atol=0, rtol=0)
     with pytest.raises(TrainingError, match="lacks adapter tensors"):
-        save_gathered_adapter({}, keys, text, tmp_path / "gathered")
+        save_gathered_adapter({}, keys, (saved.name, saved.read_text()), tmp_path / "gathered")
 
 
 def test_tensorboard_is_used_when_installed(monkeypatch) -> None:

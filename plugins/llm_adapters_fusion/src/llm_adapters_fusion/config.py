@@ -1,6 +1,6 @@
 """The ``fusion`` adapter config: the adapters to fuse, the softmax temperature, where the residual goes.
 
-Validating a config reads every fused adapter's ``adapter_config.json`` (through the core's
+Validating a config reads every fused adapter's config file (through the core's
 ``read_adapter_config``): the directories must exist, hold adapters of a type the fusion supports
 (``series`` or ``parallel``), and all sit on the same sites with the same kinds. The directories are stored
 as absolute paths, so that a saved fusion finds them again from anywhere.
@@ -26,7 +26,7 @@ class FusionConfig(AdapterConfig):
         ...,
         min_length=2,
         description=(
-            "Two or more directories of trained adapters to fuse (each with adapter_config.json and "
+            "Two or more directories of trained adapters to fuse (each with its config and "
             "adapter_model.safetensors), all of type 'series' or all of type 'parallel', on the same sites with "
             "the same kinds. Stored as absolute paths; the fused adapters stay frozen and are re-read from these "
             "directories whenever the fusion is attached or loaded. A comma-separated string is accepted."
@@ -73,7 +73,7 @@ class FusionConfig(AdapterConfig):
         if value is not None:
             raise PydanticCustomError(
                 "fusion_targets",
-                "a fusion sits exactly where its adapters sit (read from their adapter_config.json); leave "
+                "a fusion sits exactly where its adapters sit (read from their adapter configs); leave "
                 "target_modules out",
             )
         return value

@@ -15,8 +15,14 @@ if TYPE_CHECKING:
 SUPPORTED = ("series", "parallel")
 
 
+def _config_path(path: str) -> Path:
+    from llm_adapters.files import CONFIG_NAME, config_file
+
+    return config_file(path) or Path(path) / CONFIG_NAME
+
+
 def read_source(path: str) -> dict[str, Any]:
-    """The checked ``adapter_config.json`` of one fused adapter directory."""
+    """The checked adapter config of one fused adapter directory."""
     from llm_adapters.files import read_adapter_config
 
     if not Path(path).exists():
@@ -30,7 +36,7 @@ def read_source(path: str) -> dict[str, Any]:
         )
     targets = meta.get("targets")
     if not isinstance(targets, list) or not targets:
-        raise AdapterFileError(f"fusion: {path}/adapter_config.json lists no targets; re-save the adapter")
+        raise AdapterFileError(f"fusion: {_config_path(path)} lists no targets; re-save the adapter")
     for t in targets:
         if t.get("part") is not None:
             raise AdapterFileError(
@@ -88,7 +94,7 @@ def frozen_layer(path: str, site: Site) -> AdapterLayer:
     try:
         cfg = parse_config({**meta["config"], "type": meta["adapter_type"]}, lenient=True)
     except ConfigError as exc:
-        raise AdapterFileError(f"fusion: {path}/adapter_config.json: {exc}") from None
+        raise AdapterFileError(f"fusion: {_config_path(path)}: {exc}") from None
     layer = get_adapter_type(meta["adapter_type"])().create_layer(cfg, site)
     prefix = f"{site.module_path}.{site.kind}."  # the file key of a layer is <module path>.<slot>.<param>
     weights = Path(path) / WEIGHTS_NAME

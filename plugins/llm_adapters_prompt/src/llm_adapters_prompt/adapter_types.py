@@ -9,13 +9,14 @@ PrefixTuning`` keeps working.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from llm_adapters import AdapterType
 
 from .config import PrefixConfig, PromptConfig, PTuningConfig
 
 if TYPE_CHECKING:
+    import torch
     from torch import nn
 
     from llm_adapters import AttentionDims
@@ -25,13 +26,34 @@ if TYPE_CHECKING:
     from .ptuning import PTuningAdapter
 
 
-class PrefixTuning(AdapterType):
+class _PeftPrompt(AdapterType):
+    """What the three types share: PEFT's format through :mod:`llm_adapters_prompt.peft`."""
+
+    peft_tensor_names: ClassVar[frozenset[str]] = frozenset({"prompt_embeddings"})
+
+    def to_peft(  # type: ignore[override]
+        self, config: Any, sites: list[dict[str, Any]], tensors: dict[str, torch.Tensor], model: nn.Module
+    ) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+        from .peft import to_peft
+
+        return to_peft(config, tensors, model)
+
+    def from_peft(  # type: ignore[override]
+        self, peft_config: dict[str, Any], tensors: dict[str, torch.Tensor], model: nn.Module
+    ) -> tuple[Any, dict[str, torch.Tensor]]:
+        from .peft import from_peft
+
+        return from_peft(self.name, peft_config, tensors, model)
+
+
+class PrefixTuning(_PeftPrompt):
     """``prefix``: learned key/value prefixes in every attention layer (model-level, not mergeable)."""
 
     name: ClassVar[str] = "prefix"
     config_class = PrefixConfig
     description: ClassVar[str] = "Prefix tuning (Li & Liang, 2021): learned keys and values in every attention layer"
     model_level: ClassVar[bool] = True
+    peft_type: ClassVar[str | None] = "PREFIX_TUNING"
 
     def create_model_adapter(  # type: ignore[override]
         self, config: PrefixConfig, model: nn.Module, dims: AttentionDims | None
@@ -58,13 +80,14 @@ class PrefixTuning(AdapterType):
         return module
 
 
-class PromptTuning(AdapterType):
+class PromptTuning(_PeftPrompt):
     """``prompt``: learned input embeddings before the real tokens (model-level, not mergeable)."""
 
     name: ClassVar[str] = "prompt"
     config_class = PromptConfig
     description: ClassVar[str] = "Prompt tuning (Lester et al., 2021): learned embeddings before the input"
     model_level: ClassVar[bool] = True
+    peft_type: ClassVar[str | None] = "PROMPT_TUNING"
 
     def create_model_adapter(  # type: ignore[override]
         self, config: PromptConfig, model: nn.Module, dims: AttentionDims | None
@@ -85,13 +108,14 @@ class PromptTuning(AdapterType):
         return module
 
 
-class PTuning(AdapterType):
+class PTuning(_PeftPrompt):
     """``ptuning``: virtual tokens from a trained MLP or LSTM prompt encoder (model-level, not mergeable)."""
 
     name: ClassVar[str] = "ptuning"
     config_class = PTuningConfig
     description: ClassVar[str] = "P-tuning (Liu et al., 2021): virtual tokens from an MLP or LSTM prompt encoder"
     model_level: ClassVar[bool] = True
+    peft_type: ClassVar[str | None] = "P_TUNING"
 
     def create_model_adapter(  # type: ignore[override]
         self, config: PTuningConfig, model: nn.Module, dims: AttentionDims | None

@@ -116,6 +116,14 @@ class PrefixConfig(_TextInitConfig):
         description="Hidden width of the reparameterisation MLP (only with prefix_projection; default: the "
         "model's hidden size).",
     )
+    positions: Literal["from_zero", "after_prefix"] = Field(
+        "from_zero",
+        description=(
+            "Positions of the real tokens: 'from_zero' (0 .. n-1, as without the prefix; absolute-position models "
+            "keep their whole context window) or 'after_prefix' (nv .. nv+n-1, counting the prefix: HF PEFT's "
+            "convention, used for adapters imported from PEFT). BLOOM (ALiBi) behaves the same under both."
+        ),
+    )
 
     @field_validator("prefix_projection")
     @classmethod

@@ -12,8 +12,9 @@ The prefix is the output of an encoder over the virtual-token indices ``0 .. nv-
 ``P`` is viewed as ``(nv, L, 2, KV, d)``: per layer a key and a value block for each of the model's ``KV``
 key/value heads (``KV < heads`` under grouped-query attention; the reference assumed ``KV = heads``). The
 prefix reaches the layers through the model's key/value cache (:mod:`llm_adapters_prompt.cache`), so no
-model code is patched. Real tokens keep the positions they have without the prefix; the prefix itself has no
-position (its keys are used as stored, not rotated).
+model code is patched. Real tokens keep the positions they have without the prefix (``positions='from_zero'``)
+or, as HF PEFT counts them, come after it (``'after_prefix'``: ``nv .. nv+n-1``); the prefix itself has no
+position either way (its keys are used as stored, not rotated).
 
 Initialisation: ``random`` draws ``E ~ N(0, 1)`` (``nn.Embedding``'s default, as the reference); ``text``
 sets the plain prefix to the keys and values the model itself computes for a text's tokens, so the adapted
@@ -94,6 +95,8 @@ class PrefixAdapter(PromptAdapter):
         self.encoder = PrefixEncoder(
             config.num_virtual_tokens, dims, config.prefix_projection, config.encoder_hidden_size
         )
+        #: added to the real tokens' positions: 0, or nv under PEFT's convention
+        self.position_shift = config.num_virtual_tokens if config.positions == "after_prefix" else 0
 
     def prompt_table(self) -> torch.Tensor:
         """The encoder output ``(nv, L * 2 * KV * d)`` (the reference saved this one tensor)."""
@@ -125,7 +128,7 @@ class PrefixAdapter(PromptAdapter):
                 "checkpointed layers, which would drop the prefix)"
             )
         if takes_positions(model):
-            kwargs["position_ids"] = real_positions(kwargs, length, past, device)
+            kwargs["position_ids"] = real_positions(kwargs, length, past, device) + self.position_shift
         extend_mask(kwargs, self.num_virtual_tokens)
         self._restore(model)
         if checkpointing:

@@ -16,7 +16,7 @@ from torch import nn
 
 from llm_adapters.engine import adapter_tensors
 from llm_adapters.fileio import atomic_write, atomic_write_text, write_json
-from llm_adapters.files import CONFIG_NAME, WEIGHTS_NAME
+from llm_adapters.files import CONFIG_NAME, OWN_CONFIG_NAME, WEIGHTS_NAME, config_file
 
 from .errors import TrainingError
 
@@ -25,8 +25,8 @@ TRAINER_STATE = "trainer_state.json"
 COMPLETE = "checkpoint_complete.json"
 #: what llm_adapters.fileio.atomic_write names its temporary files
 TEMPORARY_RE = re.compile(
-    r"^\.(adapter_model\.safetensors|adapter_config\.json|metrics\.json|train_config\.json|training_args\.json"
-    r"|checkpoint_complete\.json)\.[a-z0-9_]{8}\.tmp$"
+    r"^\.(adapter_model\.safetensors|adapter_config\.json|llm_adapters_config\.json|llm_adapters_extra\.safetensors"
+    r"|metrics\.json|train_config\.json|training_args\.json|checkpoint_complete\.json)\.[a-z0-9_]{8}\.tmp$"
 )
 
 
@@ -35,7 +35,9 @@ def checkpoint_problem(path: Path) -> str | None:
     readable JSON object) and the completion marker, which is written last, once everything else is on disk."""
     if not path.is_dir():
         return "not a directory"
-    missing = [n for n in (WEIGHTS_NAME, CONFIG_NAME, TRAINER_STATE, COMPLETE) if not (path / n).is_file()]
+    missing = [n for n in (WEIGHTS_NAME, TRAINER_STATE, COMPLETE) if not (path / n).is_file()]
+    if config_file(path) is None:
+        missing.insert(1, f"{CONFIG_NAME} (or {OWN_CONFIG_NAME})")
     if missing:
         return f"{', '.join(missing)} missing"
     try:
@@ -119,7 +121,7 @@ def adapter_state_dict_keys(model: nn.Module, name: str = "default") -> dict[str
     return out
 
 
-def save_gathered_adapter(state_dict: dict[str, Any], keys: dict[str, str], config_text: str, out: Path) -> None:
+def save_gathered_adapter(state_dict: dict[str, Any], keys: dict[str, str], config: tuple[str, str], out: Path) -> None:
     """Write an adapter directory from a gathered full state dict (see :func:`adapter_state_dict_keys`)."""
     from safetensors.torch import save_file
 
@@ -128,4 +130,5 @@ def save_gathered_adapter(state_dict: dict[str, Any], keys: dict[str, str], conf
         raise TrainingError(f"the gathered state dict lacks adapter tensors, e.g. {missing[:3]}")
     tensors = {fk: state_dict[sk].detach().to("cpu").contiguous() for fk, sk in keys.items()}
     atomic_write(out / WEIGHTS_NAME, lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))
-    atomic_write_text(out / CONFIG_NAME, config_text)
+    name, text = config  # the adapter config's file name and text
+    atomic_write_text(out / name, text)

@@ -1,6 +1,6 @@
 """The HF ``Trainer`` with adapter-only checkpoints, and the ``TrainingArguments`` a run config maps to.
 
-Checkpoints hold the adapter only (``adapter_model.safetensors`` + ``adapter_config.json`` through
+Checkpoints hold the adapter only (``adapter_model.safetensors`` + its config through
 :func:`llm_adapters.save_adapter`) next to the Trainer's own state files (``trainer_state.json``,
 ``optimizer.pt``, ``scheduler.pt``, ``rng_state*.pth``, written and read by the Trainer itself with
 ``weights_only=True``); the Trainer's pickled ``training_args.bin`` is replaced by ``training_args.json``.
@@ -32,9 +32,9 @@ def trainer_class() -> type:
         """A Trainer whose checkpoints hold the adapter only, in safetensors."""
 
         adapter_name = "default"
-        #: file key -> state-dict key, and the adapter_config.json text, taken before any sharding
+        #: file key -> state-dict key, and the adapter config (file name, text), taken before any sharding
         adapter_keys: dict[str, str] | None = None
-        adapter_config_text: str | None = None
+        adapter_config_file: tuple[str, str] | None = None
 
         def _save_checkpoint(self, model: nn.Module, trial: Any) -> None:
             super()._save_checkpoint(model, trial)
@@ -48,9 +48,9 @@ def trainer_class() -> type:
             if not self.args.should_save:
                 return
             os.makedirs(output_dir, exist_ok=True)
-            if state_dict is not None and self.adapter_keys and self.adapter_config_text:
+            if state_dict is not None and self.adapter_keys and self.adapter_config_file:
                 # FSDP (full state dict) and DeepSpeed hand over the gathered weights: take the adapter's
-                save_gathered_adapter(state_dict, self.adapter_keys, self.adapter_config_text, Path(output_dir))
+                save_gathered_adapter(state_dict, self.adapter_keys, self.adapter_config_file, Path(output_dir))
             else:
                 save_adapter(self.model, output_dir, name=self.adapter_name)
             atomic_write_text(Path(output_dir, "training_args.json"), self.args.to_json_string())

@@ -25,7 +25,7 @@ from torch import nn
 from llm_adapters.config import parse_config
 from llm_adapters.engine import adapter_config, attach, list_adapters, trainable_parameters
 from llm_adapters.fileio import OutputLock, atomic_write_text, check_output_dir, write_json
-from llm_adapters.files import CONFIG_NAME, WEIGHTS_NAME, save_adapter
+from llm_adapters.files import CONFIG_NAME, OWN_CONFIG_NAME, WEIGHTS_NAME, config_file, save_adapter
 from llm_adapters.models import check_device_map, ensure_pad_token, load_model
 from llm_adapters.quantize import is_quantized, require_bitsandbytes
 from llm_adapters.template import get_template
@@ -79,7 +79,8 @@ def _prepare_output(config: TrainConfig) -> Path | None:
             if problem:
                 raise TrainingError(
                     f"cannot resume from {ckpt}: not a complete checkpoint ({problem}); a checkpoint needs "
-                    f"{WEIGHTS_NAME}, {CONFIG_NAME}, {TRAINER_STATE} and {COMPLETE}, written last"
+                    f"{WEIGHTS_NAME}, {CONFIG_NAME} (or {OWN_CONFIG_NAME}), {TRAINER_STATE} and {COMPLETE}, "
+                    "written last"
                 )
             return ckpt
         for skipped, problem in incomplete_checkpoints(out):
@@ -94,10 +95,11 @@ def _prepare_output(config: TrainConfig) -> Path | None:
             f"{out} already holds checkpoints ({', '.join(sorted(p.name for p in existing))}); pass --resume to "
             "continue that run, --overwrite to start afresh, or choose another output directory"
         )
-    if (out / CONFIG_NAME).is_file() and not config.overwrite:
+    existing_config = config_file(out)
+    if existing_config is not None and not config.overwrite:
         raise TrainingError(
-            f"{out} already holds a trained adapter ({CONFIG_NAME}); pass --overwrite to replace it, or choose "
-            "another output directory"
+            f"{out} already holds a trained adapter ({existing_config.name}); pass --overwrite to replace it, or "
+            "choose another output directory"
         )
     if config.overwrite and int(os.environ.get("RANK", "0")) == 0:  # under torchrun rank 0 alone deletes
         for p in existing:
@@ -230,7 +232,8 @@ def _train(
         )
     trainer.adapter_keys = adapter_state_dict_keys(model, "default")
     with tempfile.TemporaryDirectory() as tmp:  # the adapter's identity, taken while it is whole
-        trainer.adapter_config_text = (save_adapter(model, tmp, name="default") / CONFIG_NAME).read_text()
+        saved = config_file(save_adapter(model, tmp, name="default"))
+        trainer.adapter_config_file = (saved.name, saved.read_text(encoding="utf-8"))
     trainable, total = trainable_parameters(model)
     main = trainer.is_world_process_zero()
     if main:
