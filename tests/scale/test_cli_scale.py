@@ -57,6 +57,7 @@ def _train_args(model: Path, data: Path, out: Path) -> list[str]:
     ]
 
 
+@pytest.mark.slow
 @needs_bnb
 def test_train_quantize_4bit_then_load_and_export_on_the_full_precision_base(llama_dir, tmp_path) -> None:
     data = write_json(tmp_path / "data.json", records(24))
