@@ -5,8 +5,10 @@ adapter and streaming callback, where a row that has finished stops costing anyt
 step with the KV cache (a transformers ``DynamicCache``). Positions are passed explicitly (``cumsum`` of the
 attention mask, so a left-padded row sees the positions it would see alone), and after every step the rows that
 finished are taken out of everything the next step reads: the input ids, the attention mask, the positions, the
-cache (``batch_select_indices``) and the per-row adapter names. A batch therefore runs as long as its longest
-answer, but the steps after a row's end no longer pay for that row.
+cache (``batch_select_indices``) and the per-row adapter names, so the steps after a row's end no longer pay for
+that row. With ``max_batch``, rows beyond it wait and join the running batch as places free up: their prompts
+go through one forward pass together, and their cache rows are left-padded to the running batch's length and
+appended to it, so the batch stays full and no row waits for the longest answer of its batch.
 
 Greedy rows (temperature 0) take the arg-max of the logits, which gives exactly the tokens of transformers'
 ``generate(do_sample=False)``. Sampled rows apply temperature, then top-k, then top-p (nucleus) to their own
@@ -163,8 +165,7 @@ class _RowState:
                 self._cut_at_stop(self.current_text())
             if self.finish_reason is None and len(self.tokens) >= self.row.max_new_tokens:
                 self.finish_reason = "length"
-        if self.row.on_token is not None:
-            self._emit(token)
+        self._emit(token)
         return self.finish_reason is None
 
     def _cut_at_stop(self, text: str) -> None:
@@ -176,14 +177,16 @@ class _RowState:
             self.stop_string = stop
 
     def _emit(self, token: int) -> None:
-        assert self.row.on_token is not None
+        callback = self.row.on_token
+        if callback is None:
+            return
         text = self.current_text()
         end = len(text) if self.finish_reason is not None else self._stable_end(text)
         piece = ""
         if end > len(self.sent) and text.startswith(self.sent):
             piece = text[len(self.sent) : end]
             self.sent += piece
-        self.row.on_token(token, piece)
+        callback(token, piece)
 
     def _stable_end(self, text: str) -> int:
         """How much of ``text`` the next tokens can no longer change: not trailing whitespace or replacement
