@@ -49,6 +49,16 @@ EXTRA_PREFIX = "llm_adapters."
 EXTRA_WEIGHTS_NAME = "llm_adapters_extra.safetensors"
 
 
+#: which distribution reads a PEFT type, for the error when none installed does. Data only: the kernel imports
+#: no plugin, and an installed plugin that reads a type is found through its ``peft_type`` whatever it is called.
+KNOWN_PROVIDERS = {
+    "LORA": "llm-adapters-lora",
+    "PREFIX_TUNING": "llm-adapters-prompt",
+    "PROMPT_TUNING": "llm-adapters-prompt",
+    "P_TUNING": "llm-adapters-prompt",
+}
+
+
 def is_peft_layout(meta: dict[str, Any]) -> bool:
     """Whether a parsed ``adapter_config.json`` is PEFT's (ours or foreign) rather than the llm-adapters one."""
     return "peft_type" in meta and "format_version" not in meta
@@ -61,9 +71,16 @@ def reader_for(peft_type: Any, where: Path) -> type[AdapterType]:
         if cls.peft_type is not None and cls.peft_type == peft_type:
             return cls
     readers = sorted(f"{cls.peft_type} ({name})" for name, cls in types.items() if cls.peft_type)
+    provider = KNOWN_PROVIDERS.get(str(peft_type))
+    hint = (
+        f"; install {provider}, which reads it"
+        if provider
+        else "; no llm-adapters distribution reads it yet (a third-party adapter plugin may: see "
+        "docs/writing-a-plugin.md), or merge it into the base model with PEFT and load that"
+    )
     raise AdapterFileError(
         f"{where}: no installed adapter plugin reads PEFT type {peft_type!r} "
-        f"(installed types read: {', '.join(readers) or 'none'})"
+        f"(installed types read: {', '.join(readers) or 'none'}){hint}"
     )
 
 

@@ -197,7 +197,8 @@ BAD = {
     "rank mismatch": (lambda d: _edit_config(d, r=8), r"shape mismatch.*file \(4, 48\) vs model \(8, 48\)"),
     "unknown peft_type": (
         lambda d: _edit_config(d, peft_type="VERA"),
-        r"no installed adapter plugin reads PEFT type 'VERA' \(installed types read: LORA \(lora\)",
+        r"no installed adapter plugin reads PEFT type 'VERA' \(installed types read: LORA \(lora\).*\); no "
+        r"llm-adapters distribution reads it yet",
     ),
     "different patterns": (
         lambda d: _edit_config(d, rank_pattern={"v_proj": 2}),
@@ -219,6 +220,16 @@ def test_bad_peft_directories_are_refused_and_change_nothing(case: str, tmp_path
     assert str(d) in str(info.value)
     _assert_unchanged(model, before)
     assert [a.name for a in la.list_adapters(model)] == ["kept"]
+
+
+def test_a_known_peft_type_without_its_plugin_names_the_package(tmp_path: Path, monkeypatch) -> None:
+    from llm_adapters.testing import use_plugins
+
+    d = _peft_dir(tmp_path)
+    monkeypatch.setenv("LLM_ADAPTERS_DISABLE_PLUGINS", "lora")
+    with use_plugins(entry_points=True):
+        with pytest.raises(AdapterFileError, match=r"PEFT type 'LORA' .*; install llm-adapters-lora, which reads it"):
+            la.load_adapter(tiny_model("llama"), d)
 
 
 def test_a_peft_directory_for_another_base_is_refused(tmp_path: Path) -> None:
