@@ -151,3 +151,22 @@ def read_weight(module: nn.Module) -> torch.Tensor:
         if whole is module.weight:  # the gathered live parameter: copy it before it is released again
             return whole.detach().clone()
         return whole
+
+
+def merge_problem(module: nn.Module) -> str | None:
+    """Why adapters cannot be merged into ``module`` (its weight is quantized by bitsandbytes, or sharded across
+    processes), or None."""
+    kind = quantized_kind(module)
+    if kind is None:
+        if is_sharded(getattr(module, "weight", None)):
+            return (
+                "the base weight is sharded across processes (DeepSpeed ZeRO-3 / FSDP), so this process cannot write "
+                "the merged weight; merge after training, on a whole model (llm-adapters export loads one)"
+            )
+        return None
+    return (
+        f"the base weight is quantized ({kind}, {type(module).__name__}), and folding an adapter into it would "
+        "mean quantizing the merged weight again, which loses most of the adapter's change. Keep the adapter "
+        "unmerged on the quantized model, or load the base in full precision and merge there (llm-adapters "
+        "export does that: the QLoRA convention)"
+    )

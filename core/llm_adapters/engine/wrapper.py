@@ -32,8 +32,7 @@ from torch import nn
 
 from ..errors import AdapterStateError
 from ..layers import AdapterLayer
-from ..quantize import quantized_kind
-from .base_weights import is_sharded, read_weight, weight_shape
+from .base_weights import merge_problem, read_weight, weight_shape
 from .rows import _call, _dtype, forward_by_rows
 
 
@@ -41,25 +40,6 @@ def is_conv1d(module: nn.Module) -> bool:
     """Whether ``module`` is transformers' ``Conv1D`` (GPT-2 style: weight stored ``(in, out)``), recognised
     without importing transformers."""
     return any(c.__name__ == "Conv1D" and c.__module__.startswith("transformers.") for c in type(module).__mro__)
-
-
-def quantized_merge_problem(module: nn.Module) -> str | None:
-    """Why adapters cannot be merged into ``module`` (its weight is quantized by bitsandbytes, or sharded across
-    processes), or None."""
-    kind = quantized_kind(module)
-    if kind is None:
-        if is_sharded(getattr(module, "weight", None)):
-            return (
-                "the base weight is sharded across processes (DeepSpeed ZeRO-3 / FSDP), so this process cannot write "
-                "the merged weight; merge after training, on a whole model (llm-adapters export loads one)"
-            )
-        return None
-    return (
-        f"the base weight is quantized ({kind}, {type(module).__name__}), and folding an adapter into it would "
-        "mean quantizing the merged weight again, which loses most of the adapter's change. Keep the adapter "
-        "unmerged on the quantized model, or load the base in full precision and merge there (llm-adapters "
-        "export does that: the QLoRA convention)"
-    )
 
 
 def _slot(kind: str, part: str | None) -> str:
@@ -199,8 +179,11 @@ class AdaptedModule(nn.Module):
             base_out = None
             if layer.uses_base_output:
                 base_out = (out if idx is None else out.index_select(-1, idx)).to(ldt)
-            delta = layer(x.to(ldt), base_out).to(y.dtype)
-            y = y + delta if idx is None else y.index_add(-1, idx, delta)
+            if idx is None and ldt == y.dtype:
+                y = layer.add_delta(y, x.to(ldt), base_out)  # the addition fused where the layer can
+            else:
+                delta = layer(x.to(ldt), base_out).to(y.dtype)
+                y = y + delta if idx is None else y.index_add(-1, idx, delta)
         for layer, idx in plan["post"]:
             if idx is None:
                 y = _call(layer, y, y.dtype)
@@ -217,8 +200,8 @@ class AdaptedModule(nn.Module):
     def check_mergeable(self, names: list[str]) -> None:
         """Raise (changing nothing) unless merging ``names`` here is exact: every layer of theirs declares
         ``mergeable``, and the module's composition stays exact (:meth:`composition_problem`); the base
-        weight is not quantized (:func:`quantized_merge_problem`)."""
-        problem = quantized_merge_problem(self.base)
+        weight is neither quantized nor sharded (:func:`.base_weights.merge_problem`)."""
+        problem = merge_problem(self.base)
         if problem:
             raise AdapterStateError(f"cannot merge {', '.join(sorted(set(names)))}: {problem}")
         for name, slot in self._slots(names):
