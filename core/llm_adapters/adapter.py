@@ -131,7 +131,9 @@ class Site:
     ``in_features`` / ``out_features`` are the sizes the layer sees: for a part of a fused projection,
     ``out_features`` is the size of that part. They are None for modules that are not linear layers
     (a whole block, a norm). ``weight()`` gives the live base weight in ``(out, in)`` layout (transposed
-    for GPT-2's ``Conv1D``, only the part's rows for a fused part), for layers whose math needs it;
+    for GPT-2's ``Conv1D``, only the part's rows for a fused part), for layers whose math needs it, always
+    whole and float: gathered when it is sharded (ZeRO-3, FSDP2) and dequantized when bitsandbytes quantized
+    it, as a copy in those cases (see :mod:`llm_adapters.engine.base_weights`);
     ``bias()`` the live base bias (``(out,)``, the part's entries for a fused part) or None when the base
     module has none.
     """
