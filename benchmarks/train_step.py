@@ -9,7 +9,13 @@ a batch of 4 x 128 tokens. Variants:
 * ``parallel``: parallel adapter on mlp.up and mlp.down, bottleneck 256;
 * ``lora-r32`` / ``peft-lora-r32``: ours and PEFT's LoRA at the paper's setting, r=32, alpha=64, dropout 0.05
   on q, k, v, up, down;
-* ``lora-r8`` / ``peft-lora-r8``: the same with r=8, alpha=16.
+* ``lora-r8`` / ``peft-lora-r8``: the same with r=8, alpha=16;
+* ``lora-r8-qv`` / ``peft-lora-r8-qv``: r=8, alpha=16 on q and v only (the original LoRA placement).
+
+Each variant's arithmetic is counted too (``torch.utils.flop_counter``): ``flops x floor`` is what the step
+would cost if every extra FLOP ran at the floor's speed, so ``x floor`` over it is the overhead beyond the
+arithmetic. ``--targets`` prints whether the performance targets hold (see benchmarks/README.md) and
+``--memory`` measures each variant's peak memory growth during a step in a fresh process of its own.
 
 A step is forward, backward and (for adapters) an AdamW step. Every variant shares the same frozen base
 tensors. After a warm-up, steps run in rounds that visit every variant in a rotating order, so that load on
@@ -43,6 +49,15 @@ import llm_adapters as la
 
 BATCH, SEQ = 4, 128
 BEST = ["q_proj", "k_proj", "v_proj", "up_proj", "down_proj"]
+QV = ["q_proj", "v_proj"]
+ALL_VARIANTS = "floor,series,parallel,lora-r32,peft-lora-r32,lora-r8,peft-lora-r8,lora-r8-qv,peft-lora-r8-qv"
+#: variant -> (most x floor, most x its own arithmetic (flops x floor), most x PEFT's same setting)
+TARGETS: dict[str, tuple[float | None, float | None, float | None]] = {
+    "lora-r32": (1.10, None, 0.85),
+    "lora-r8-qv": (1.05, None, None),
+    "series": (1.10, None, None),
+    "parallel": (None, 1.10, None),
+}
 TINY_LLAMA = {
     "vocab_size": 512,
     "hidden_size": 64,
@@ -101,10 +116,10 @@ def ours(base: nn.Module, config: dict[str, Any]) -> nn.Module:
     return model
 
 
-def peft_lora(base: nn.Module, r: int, alpha: int) -> nn.Module:
+def peft_lora(base: nn.Module, r: int, alpha: int, targets: list[str] = BEST) -> nn.Module:
     import peft
 
-    cfg = peft.LoraConfig(r=r, lora_alpha=alpha, lora_dropout=0.05, target_modules=BEST, task_type="CAUSAL_LM")
+    cfg = peft.LoraConfig(r=r, lora_alpha=alpha, lora_dropout=0.05, target_modules=targets, task_type="CAUSAL_LM")
     return peft.get_peft_model(sharing_copy(base), cfg)
 
 
@@ -135,6 +150,12 @@ def build_variants(base: nn.Module, names: list[str]) -> tuple[list[Variant], li
             lambda: ours(base, {"type": "lora", "r": 8, "alpha": 16, "dropout": 0.05, "target_modules": BEST}),
         ),
         "peft-lora-r8": ("PEFT LoRA, same setting", "peft", lambda: peft_lora(base, 8, 16)),
+        "lora-r8-qv": (
+            "our LoRA r=8 alpha=16 on q,v",
+            "lora",
+            lambda: ours(base, {"type": "lora", "r": 8, "alpha": 16, "dropout": 0.05, "target_modules": QV}),
+        ),
+        "peft-lora-r8-qv": ("PEFT LoRA, same setting", "peft", lambda: peft_lora(base, 8, 16, QV)),
     }
     variants, notes = [], []
     for name in names:
@@ -164,6 +185,62 @@ def build_variants(base: nn.Module, names: list[str]) -> tuple[list[Variant], li
     return variants, notes
 
 
+# ---- arithmetic and memory --------------------------------------------------------------------------
+def step_flops(v: Variant, ids: torch.Tensor) -> int:
+    """FLOPs of one training step (forward and backward; the optimizer's elementwise work is not counted)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter:
+        v.model(input_ids=ids, labels=ids).loss.backward()
+    v.model.zero_grad(set_to_none=True)
+    return int(counter.get_total_flops())
+
+
+def _rss() -> int:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def peak_growth(v: Variant, ids: torch.Tensor) -> int:
+    """Peak resident-memory growth over one training step, sampled every millisecond (after a warm-up step, so
+    the optimizer state and allocator pools exist)."""
+    import threading
+
+    train_step(v, ids)
+    start, peak, done = _rss(), [0], threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], _rss())
+            time.sleep(0.001)
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    train_step(v, ids)
+    done.set()
+    thread.join()
+    return max(peak[0], _rss()) - start
+
+
+def memory_in_subprocesses(names: list[str], args: argparse.Namespace) -> dict[str, int]:
+    """``peak_growth`` of each variant, each in a fresh process (peaks of one process do not mix)."""
+    import subprocess
+
+    out = {}
+    for name in names:
+        cmd = [sys.executable, __file__, "--memory-child", name] + (["--tiny"] if args.tiny else [])
+        if args.threads:
+            cmd += ["--threads", str(args.threads)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            print(f"memory of {name}: failed: {proc.stderr.strip()[-300:]}", file=sys.stderr)
+            continue
+        out[name] = int(proc.stdout.strip().splitlines()[-1])
+        print(f"memory {name}: {out[name] / 2**20:.0f} MiB peak growth", file=sys.stderr, flush=True)
+    return out
+
+
 # ---- timing -----------------------------------------------------------------------------------------
 def train_step(v: Variant, ids: torch.Tensor) -> float:
     start = time.perf_counter()
@@ -187,11 +264,19 @@ def run(variants: list[Variant], ids: torch.Tensor, warmup: int, steps: int) -> 
         print(f"round {i + 1}/{steps}: {done}", file=sys.stderr, flush=True)
 
 
-def report(variants: list[Variant], notes: list[str], args: argparse.Namespace) -> dict[str, Any]:
+def report(
+    variants: list[Variant],
+    notes: list[str],
+    args: argparse.Namespace,
+    flops: dict[str, int] | None = None,
+    memory: dict[str, int] | None = None,
+) -> dict[str, Any]:
     med = {v.name: statistics.median(v.times) for v in variants}
     floor = med.get("floor")
+    flops, memory = flops or {}, memory or {}
     rows = []
     for v in variants:
+        share = flops[v.name] / flops["floor"] if v.name in flops and flops.get("floor") else None
         rows.append(
             {
                 "variant": v.name,
@@ -201,14 +286,34 @@ def report(variants: list[Variant], notes: list[str], args: argparse.Namespace) 
                 "min_s": min(v.times),
                 "tokens_per_s": BATCH * SEQ / med[v.name],
                 "ratio_to_floor": med[v.name] / floor if floor else None,
+                "flops_ratio_to_floor": share,
+                "peak_memory_growth_bytes": memory.get(v.name),
             }
         )
     pairs = {}
-    for ours_name in ("lora-r32", "lora-r8"):
+    for ours_name in ("lora-r32", "lora-r8", "lora-r8-qv"):
         theirs = f"peft-{ours_name}"
         if ours_name in med and theirs in med:
             pairs[f"{ours_name} / {theirs}"] = med[ours_name] / med[theirs]
+    targets = []
+    by_name = {r["variant"]: r for r in rows}
+    for name, (most_floor, most_arith, most_peft) in TARGETS.items():
+        row = by_name.get(name)
+        if row is None:
+            continue
+        if most_floor is not None and row["ratio_to_floor"] is not None:
+            targets.append((f"{name} x floor", row["ratio_to_floor"], most_floor))
+        if most_arith is not None and row["ratio_to_floor"] and row["flops_ratio_to_floor"]:
+            targets.append(
+                (f"{name} x its arithmetic", row["ratio_to_floor"] / row["flops_ratio_to_floor"], most_arith)
+            )
+        if most_peft is not None and f"{name} / peft-{name}" in pairs:
+            targets.append((f"{name} / peft-{name}", pairs[f"{name} / peft-{name}"], most_peft))
+    for name in ("lora-r32", "lora-r8", "lora-r8-qv"):
+        if memory.get(name) is not None and memory.get(f"peft-{name}") is not None:
+            targets.append((f"{name} memory / peft-{name}", memory[name] / max(memory[f"peft-{name}"], 1), 1.0))
     return {
+        "targets": [{"what": w, "value": val, "at_most": most, "met": val <= most} for w, val, most in targets],
         "model": "tiny random LLaMA" if args.tiny else "SmolLM2-135M (embedded)",
         "batch": [BATCH, SEQ],
         "dtype": "float32",
@@ -229,16 +334,24 @@ def print_report(result: dict[str, Any]) -> None:
         f"{result['dtype']}, {result['threads']} threads, median of {result['steps']} steps after "
         f"{result['warmup']} warm-up"
     )
-    print(f"{'variant':<15} {'trainable':>12} {'s/step':>9} {'tokens/s':>9} {'x floor':>8}  what")
+    print(
+        f"{'variant':<16} {'trainable':>12} {'s/step':>9} {'tokens/s':>9} {'x floor':>8} {'flops x':>8} "
+        f"{'peak MiB':>9}  what"
+    )
     for r in result["rows"]:
-        ratio = f"{r['ratio_to_floor']:.2f}" if r["ratio_to_floor"] is not None else "-"
+        ratio = f"{r['ratio_to_floor']:.3f}" if r["ratio_to_floor"] is not None else "-"
+        share = f"{r['flops_ratio_to_floor']:.3f}" if r["flops_ratio_to_floor"] is not None else "-"
+        mem = r["peak_memory_growth_bytes"]
+        mem_s = f"{mem / 2**20:.0f}" if mem is not None else "-"
         print(
-            f"{r['variant']:<15} {r['trainable']:>12,} {r['median_s']:>9.4f} {r['tokens_per_s']:>9.0f} "
-            f"{ratio:>8}  {r['what']}"
+            f"{r['variant']:<16} {r['trainable']:>12,} {r['median_s']:>9.4f} {r['tokens_per_s']:>9.0f} "
+            f"{ratio:>8} {share:>8} {mem_s:>9}  {r['what']}"
         )
     for pair, ratio in result["lora_vs_peft"].items():
         verdict = "no slower than PEFT" if ratio <= 1.0 else "SLOWER than PEFT"
         print(f"{pair}: {ratio:.3f} ({verdict})")
+    for t in result.get("targets", []):
+        print(f"target {t['what']}: {t['value']:.3f} (at most {t['at_most']}): {'met' if t['met'] else 'NOT met'}")
     for note in result["notes"]:
         print(f"note: {note}")
 
@@ -250,9 +363,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=1, help="warm-up rounds, not measured (default 1)")
     parser.add_argument(
         "--variants",
-        default="floor,series,parallel,lora-r32,peft-lora-r32,lora-r8,peft-lora-r8",
+        default=ALL_VARIANTS,
         help="comma-separated variants to run (default: all)",
     )
+    parser.add_argument("--memory", action="store_true", help="also measure peak memory, one process per variant")
+    parser.add_argument("--memory-child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--json", dest="json_path", default=None, help="also write the results to this JSON file")
     parser.add_argument(
@@ -268,12 +383,18 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(0)
     base = load_base(args.tiny)
     ids = torch.randint(0, base.config.vocab_size, (BATCH, SEQ), generator=torch.Generator().manual_seed(0))
+    if args.memory_child:
+        [v], _ = build_variants(base, [args.memory_child])
+        print(peak_growth(v, ids))
+        return 0
     variants, notes = build_variants(base, [n.strip() for n in args.variants.split(",") if n.strip()])
     if not variants:
         print("nothing to run: " + "; ".join(notes), file=sys.stderr)
         return 2
+    flops = {v.name: step_flops(v, ids) for v in variants}
     run(variants, ids, args.warmup, args.steps)
-    result = report(variants, notes, args)
+    memory = memory_in_subprocesses([v.name for v in variants], args) if args.memory else None
+    result = report(variants, notes, args, flops, memory)
     print_report(result)
     if args.json_path:
         with open(args.json_path, "w") as fh:

@@ -73,6 +73,12 @@ class AdapterLayer(nn.Module):
     #: stays active and unmerged would change its output, so the core refuses that
     delta_uses_base_weight: ClassVar[bool] = False
 
+    def add_delta(self, y: torch.Tensor, x: torch.Tensor, base_output: torch.Tensor | None) -> torch.Tensor:
+        """``parallel``: ``y + forward(x, base_output)``, with ``y`` the module output so far (same dtype as the
+        layer). The core calls this instead of adding the delta itself; override it where the addition can be
+        fused into the layer's last product (LoRA: one ``addmm``)."""
+        return y + self(x, base_output)
+
     def delta_weight(self) -> torch.Tensor:
         """``parallel``: the ``(d_out, d_in)`` change to the base weight equivalent to this layer."""
         raise NotImplementedError(f"{type(self).__name__} declares no weight change (delta_weight)")

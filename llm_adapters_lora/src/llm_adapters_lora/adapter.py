@@ -15,6 +15,22 @@ if TYPE_CHECKING:
     from .layers import LoRALayer
 
 
+#: roles whose modules read one input: the query, key and value maps of an attention; gate and up of an MLP
+SHARED_INPUT_ROLES = {"attn.q": "attention input", "attn.k": "attention input", "attn.v": "attention input",
+                      "mlp.gate": "mlp input", "mlp.up": "mlp input"}  # fmt: skip
+
+
+def shared_input(site: Site) -> tuple[str, str] | None:
+    """Which input the site's module reads, as far as the adapter can share its dropout mask: the parts of one
+    fused projection read its input; the q / k / v (gate / up) maps of one block read the block's input."""
+    if site.part is not None:
+        return (site.module_path, "fused input")
+    group = SHARED_INPUT_ROLES.get(site.role or "")
+    if group is None:
+        return None
+    return (site.module_path.rsplit(".", 1)[0], group)
+
+
 class LoRA(AdapterType):
     """LoRA, with the rsLoRA scale and DoRA as options. Layers are of kind "parallel" and mergeable."""
 
@@ -37,8 +53,17 @@ class LoRA(AdapterType):
 
         d_in, d_out = site.features("parallel")  # d_out: the part's size on a fused projection
         if config.use_dora:
-            return DoRALayer(d_in, d_out, config.r, config.scale, config.dropout, site.weight, site.bias)
-        return LoRALayer(d_in, d_out, config.r, config.scale, config.dropout)
+            layer: LoRALayer = DoRALayer(d_in, d_out, config.r, config.scale, config.dropout, site.weight, site.bias)
+        else:
+            layer = LoRALayer(d_in, d_out, config.r, config.scale, config.dropout)
+        key = shared_input(site)
+        if layer.dropout is not None and key is not None:  # one dropout mask per input this adapter reads
+            from .layers import SharedDropout
+
+            group = self.__dict__.setdefault("_shared_dropout", {}).setdefault(key, SharedDropout())
+            group.members += 1
+            layer.shared_dropout = group
+        return layer
 
     def to_peft(  # type: ignore[override]
         self, config: LoRAConfig, sites: list[dict[str, Any]], tensors: dict[str, torch.Tensor], model: nn.Module
