@@ -17,33 +17,29 @@ logits and draw with their own ``torch.Generator``, so a seeded row draws the sa
 
 from __future__ import annotations
 
-import inspect
 import math
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
-from llm_adapters.errors import AdapterStateError, ConfigError
+from llm_adapters.errors import ConfigError
 
-#: the adapter name that routes a row to the base model (the kernel's ``adapter_names`` convention)
-BASE = "__base__"
+from .model_calls import (
+    BASE,
+    evaluating,
+    forward_parameters,
+    new_cache,
+    pad_left,
+    returned_cache,
+    route_names,
+    select_rows,
+)
+from .sampling import choose, filter_logits, generators
 
-
-@contextmanager
-def evaluating(model: Any) -> Iterator[Any]:
-    """The model in eval mode within the block (dropout off) and no autograd, its previous mode restored
-    afterwards."""
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.inference_mode():
-            yield model
-    finally:
-        model.train(was_training)
+__all__ = ["BASE", "Decoded", "Row", "Sampling", "decode", "evaluating", "filter_logits"]
 
 
 def _is_number(value: object) -> bool:
@@ -212,120 +208,8 @@ class _RowState:
         )
 
 
-# ---- choosing the next token ------------------------------------------------------------------------------
-def filter_logits(
-    logits: torch.Tensor, temperature: torch.Tensor, top_k: torch.Tensor, top_p: torch.Tensor
-) -> torch.Tensor:
-    """Scores to sample from, one row per logits row: ``logits / temperature``, then every token below the
-    ``top_k``-th largest score set to ``-inf`` (ties kept; 0: off), then every token outside the smallest
-    most-likely set whose probability reaches ``top_p`` set to ``-inf`` (the most likely token always stays;
-    1: off). ``logits``: (rows, vocab) float; the three settings: (rows,) tensors, temperature > 0."""
-    scores = logits / temperature.to(logits.dtype).unsqueeze(1)  # (rows, vocab)
-    vocab = scores.shape[-1]
-    k = top_k.clamp(max=vocab)
-    if bool((k > 0).any()):
-        kmax = int(k.max())
-        largest = torch.topk(scores, kmax, dim=-1).values  # (rows, kmax), descending
-        kth = largest.gather(1, (k.clamp(min=1) - 1).unsqueeze(1))  # (rows, 1)
-        kth = torch.where(k.unsqueeze(1) > 0, kth, torch.full_like(kth, -math.inf))
-        scores = scores.masked_fill(scores < kth, -math.inf)
-    nucleus = top_p < 1
-    if bool(nucleus.any()):
-        ascending, order = torch.sort(scores, dim=-1)  # (rows, vocab)
-        below = torch.softmax(ascending, dim=-1).cumsum(dim=-1)  # probability of this token and all less likely
-        # the threshold in float64 first, then rounded once to the scores' dtype
-        drop = below <= (1 - top_p.to(torch.float64)).to(below.dtype).unsqueeze(1)
-        drop &= nucleus.unsqueeze(1)
-        drop[:, -1] = False  # the most likely token is always kept
-        scores = scores.masked_fill(torch.zeros_like(drop).scatter(1, order, drop), -math.inf)
-    return scores
-
-
-def _choose(
-    logits: torch.Tensor, states: Sequence[_RowState], generators: Sequence[torch.Generator | None]
-) -> list[int]:
-    """The next token of each row: the arg-max for greedy rows, a draw from the filtered distribution with the
-    row's own generator for the others. ``logits``: (rows, vocab) float32."""
-    chosen = logits.argmax(dim=-1)  # (rows,)
-    sampled = [i for i, s in enumerate(states) if not s.row.sampling.greedy]
-    if sampled:
-        device = logits.device
-        settings = [states[i].row.sampling for i in sampled]
-        scores = filter_logits(
-            logits[sampled],
-            torch.tensor([s.temperature for s in settings], device=device),
-            torch.tensor([s.top_k for s in settings], device=device),
-            torch.tensor([s.top_p for s in settings], dtype=torch.float64, device=device),
-        )
-        probs = torch.softmax(scores, dim=-1)
-        for j, i in enumerate(sampled):
-            chosen[i] = torch.multinomial(probs[j], 1, generator=generators[i]).squeeze(0)
-    return chosen.tolist()
-
-
-# ---- the model's calling conventions ------------------------------------------------------------------------
-def _forward_parameters(model: Any) -> frozenset[str]:
-    try:
-        return frozenset(inspect.signature(type(model).forward).parameters)
-    except (TypeError, ValueError):
-        return frozenset()
-
-
-def _new_cache(model: Any) -> Any:
-    """An empty ``DynamicCache`` laid out for the model (sliding-window layers where its config has them)."""
-    from transformers import DynamicCache
-
-    config = getattr(model, "config", None)
-    if callable(getattr(config, "get_text_config", None)):
-        return DynamicCache(config=config)
-    return DynamicCache()
-
-
-def _returned_cache(output: Any, given: Any) -> Any:
-    for key in ("cache", "past_key_values"):
-        value = getattr(output, key, None)
-        if value is not None:
-            return value
-    return given
-
-
-def _select_rows(cache: Any, index: torch.Tensor) -> None:
-    """Keep only the batch rows ``index`` of every cache layer."""
-    if callable(getattr(cache, "batch_select_indices", None)):
-        cache.batch_select_indices(index)
-        return
-    raise TypeError(f"decoding: the model returned a cache of type {type(cache).__name__}, which cannot drop rows")
-
-
-def _route_names(model: Any, rows: Sequence[Row]) -> list[str] | None:
-    """The per-row adapter names when any row names an adapter (``__base__`` for the others), else None. The
-    model's routing checks the names against what is attached; a model with no adapter at all has no routing,
-    so a name there is refused here."""
-    if not any(r.adapter is not None for r in rows):
-        return None
-    from llm_adapters.engine import has_adapters
-
-    if not has_adapters(model):
-        named = sorted({r.adapter for r in rows if r.adapter is not None and r.adapter != BASE})
-        if not named:
-            return None  # only "__base__" on a model without adapters: nothing to route
-        raise AdapterStateError(
-            f"decoding: no adapter named {', '.join(map(repr, named))} (the model has no adapters attached); "
-            "attach or load it first"
-        )
-    return [r.adapter or BASE for r in rows]
-
-
 def _device(model: Any) -> torch.device:
     return next(model.parameters()).device
-
-
-def _generators(rows: Sequence[Row], device: torch.device) -> list[torch.Generator | None]:
-    gens: list[torch.Generator | None] = []
-    for row in rows:
-        s = row.sampling
-        gens.append(torch.Generator(device=device).manual_seed(s.seed) if s.seed is not None and not s.greedy else None)
-    return gens
 
 
 # ---- the running batch -------------------------------------------------------------------------------------
@@ -347,7 +231,7 @@ class _Batch:
             return None
         if len(keep) < len(self.live):
             index = torch.tensor(keep, dtype=torch.long, device=self.mask.device)
-            _select_rows(self.cache, index)
+            select_rows(self.cache, index)
             self.mask, self.last, self.next_ids = self.mask[index], self.last[index], self.next_ids[index]
             self.live = [self.live[at] for at in keep]
         return self
@@ -369,22 +253,14 @@ class _Batch:
         width = max(self.mask.shape[1], other.mask.shape[1])
         mine, theirs = width - self.mask.shape[1], width - other.mask.shape[1]
         for a, b in zip(self.cache.layers, other.cache.layers, strict=True):
-            a.keys = torch.cat([_pad_left(a.keys, mine, dim=-2), _pad_left(b.keys, theirs, dim=-2)])
-            a.values = torch.cat([_pad_left(a.values, mine, dim=-2), _pad_left(b.values, theirs, dim=-2)])
-        self.mask = torch.cat([_pad_left(self.mask, mine, dim=1), _pad_left(other.mask, theirs, dim=1)])
+            a.keys = torch.cat([pad_left(a.keys, mine, dim=-2), pad_left(b.keys, theirs, dim=-2)])
+            a.values = torch.cat([pad_left(a.values, mine, dim=-2), pad_left(b.values, theirs, dim=-2)])
+        self.mask = torch.cat([pad_left(self.mask, mine, dim=1), pad_left(other.mask, theirs, dim=1)])
         self.last = torch.cat([self.last, other.last])
         self.next_ids = torch.cat([self.next_ids, other.next_ids])
         self.live = self.live + other.live
         self.padded = self.padded or other.padded or mine > 0 or theirs > 0
         return self
-
-
-def _pad_left(tensor: torch.Tensor, count: int, *, dim: int) -> torch.Tensor:
-    if count == 0:
-        return tensor
-    shape = list(tensor.shape)
-    shape[dim] = count
-    return torch.cat([tensor.new_zeros(shape), tensor], dim=dim)
 
 
 class _Decoder:
@@ -403,10 +279,10 @@ class _Decoder:
         self.states = states
         self.pad_id = int(pad_id)
         self.on_finish = on_finish
-        self.names = _route_names(model, rows)
+        self.names = route_names(model, rows)
         self.device = _device(model)
-        self.generators = _generators(rows, self.device)
-        params = _forward_parameters(model)
+        self.generators = generators([r.sampling for r in rows], self.device)
+        params = forward_parameters(model)
         self.positions = "position_ids" in params
         self.logits_to_keep = "logits_to_keep" in params
         self.cache_key = "past_key_values" if "past_key_values" in params and "cache" not in params else "cache"
@@ -424,12 +300,12 @@ class _Decoder:
         if self.names is not None:
             inputs["adapter_names"] = [self.names[i] for i in live]
         output = self.model(**inputs)
-        return output.logits[:, -1, :].float(), _returned_cache(output, cache)  # (rows, vocab)
+        return output.logits[:, -1, :].float(), returned_cache(output, cache)  # (rows, vocab)
 
     def _advance(self, batch: _Batch, logits: torch.Tensor) -> _Batch | None:
         """Choose each row's next token, let the rows take it, and drop the rows that ended."""
         live = batch.live
-        tokens = _choose(logits, [self.states[i] for i in live], [self.generators[i] for i in live])
+        tokens = choose(logits, [self.states[i].row.sampling for i in live], [self.generators[i] for i in live])
         keep = []
         for at, (i, token) in enumerate(zip(live, tokens, strict=True)):
             if self.states[i].push(token):
@@ -454,7 +330,7 @@ class _Decoder:
         ids, mask = ids.to(self.device), mask.to(self.device)  # (rows, width)
         positions = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 0)  # (rows, width): a row's own positions
         padded = not bool(mask.all())  # as transformers does, no mask at all when nothing is padded
-        logits, cache = self._forward(indices, ids, mask if padded else None, positions, _new_cache(self.model))
+        logits, cache = self._forward(indices, ids, mask if padded else None, positions, new_cache(self.model))
         batch = _Batch(list(indices), cache, mask, positions[:, -1:], ids[:, -1:], padded)
         return self._advance(batch, logits)
 
