@@ -13,8 +13,9 @@ twice, interleaved ``--rounds`` times in alternating order:
 * ``sequential``: one client sends every request and waits for each answer before the next;
 * ``concurrent``: ``--clients`` threads, each sending its requests one after another to its own adapter.
 
-Printed: wall time, generated tokens per second, and p50 / p90 latency per request for each way, the mean batch
-size the scheduler ran in each, and the throughput ratio concurrent / sequential. Greedy decoding gives both
+Printed: wall time, generated tokens per second, and p50 / p90 latency per request for each way, the mean number
+of requests per decoding run (those it started with and those that joined it, at most ``--max-batch-size`` at
+once), and the throughput ratio concurrent / sequential. Greedy decoding gives both
 ways the same tokens, so the ratio compares the same work.
 """
 
@@ -161,13 +162,15 @@ def main(argv: list[str] | None = None) -> int:
             for way in ("sequential", "concurrent") if r % 2 == 0 else ("concurrent", "sequential"):
                 before = len(history)
                 result = run_way(way, running.port, jobs)
+                while not running.scheduler.idle():  # answers come before their run ends: wait for its record
+                    time.sleep(0.01)
                 sizes = [b.size for b in list(history)[before:]]
                 result["mean_batch"] = statistics.mean(sizes) if sizes else 0.0
                 figures[way].append(result)
 
     rows = {}
     print(f"{base}: {args.clients} clients x {args.requests} requests x up to {args.max_tokens} tokens, greedy")
-    print(f"{'way':<12} {'wall s':>8} {'tokens/s':>9} {'p50 s':>7} {'p90 s':>7} {'mean batch':>11}")
+    print(f"{'way':<12} {'wall s':>8} {'tokens/s':>9} {'p50 s':>7} {'p90 s':>7} {'reqs/run':>11}")
     for way, runs in figures.items():
         wall = statistics.median(r["wall"] for r in runs)
         tokens = runs[0]["tokens"]

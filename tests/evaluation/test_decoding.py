@@ -216,6 +216,33 @@ def test_waiting_rows_join_the_running_batch_and_get_their_own_tokens(family: st
     assert sorted(i for i, _ in finished) == list(range(len(prompts))) and all(got[i] == d for i, d in finished)
 
 
+@pytest.mark.parametrize("family", ["llama", "gpt2"])
+def test_rows_that_arrive_while_decoding_runs_join_it(family: str) -> None:
+    """``more``: rows handed over between steps (a server's new requests) join the running batch and get the
+    tokens they get alone; ``more`` is asked for at most the free places, and the results follow in order."""
+    model, tok = _model(family, seed=3), char_tokenizer()
+    prompts = [_ids(tok, p) for p in MORE]
+    alone = [_hf(model, [p], NEW, None)[0] for p in prompts]
+    arriving = [Row(p, NEW) for p in prompts[1:]]
+    asked: list[int] = []
+
+    def more(free: int) -> list[Row]:
+        asked.append(free)
+        if len(asked) < 3 or not arriving:  # the first rows arrive after two steps, one or two at a time
+            return []
+        return [arriving.pop(0) for _ in range(min(free, 2, len(arriving)))]
+
+    calls, handle = _calls(model)
+    got = decode(model, tok, [Row(prompts[0], NEW)], eos_ids=[], pad_id=PAD, max_batch=3, more=more)
+    handle.remove()
+    assert [g.token_ids for g in got] == alone
+    assert all(1 <= free <= 3 for free in asked)
+    assert max(rows for rows, _ in calls) == 3
+    assert calls[0][0] == 1 and any(rows > 1 for rows, new in calls if new == 1), "rows joined the running batch"
+    with pytest.raises(ConfigError, match=r"rows that arrive while decoding runs \(more=\) need max_batch"):
+        decode(model, tok, [Row(prompts[0], NEW)], eos_ids=[], pad_id=PAD, more=more)
+
+
 def test_a_cache_that_cannot_take_rows_runs_the_waiting_rows_afterwards() -> None:
     """Sliding-window layers keep only the last tokens: the waiting rows start when the batch is done."""
     from llm_adapters.testing import tiny_model_from_config

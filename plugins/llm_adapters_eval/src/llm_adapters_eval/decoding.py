@@ -27,15 +27,14 @@ import torch
 
 from llm_adapters.errors import ConfigError
 
+from .batch import RunningBatch
 from .model_calls import (
     BASE,
     evaluating,
     forward_parameters,
     new_cache,
-    pad_left,
     returned_cache,
     route_names,
-    select_rows,
 )
 from .sampling import choose, filter_logits, generators
 
@@ -212,57 +211,6 @@ def _device(model: Any) -> torch.device:
     return next(model.parameters()).device
 
 
-# ---- the running batch -------------------------------------------------------------------------------------
-@dataclass
-class _Batch:
-    """The rows being decoded together: their indices, the KV cache, the attention mask over the cached
-    columns plus the column of the next input, each row's last position and its next input token."""
-
-    live: list[int]
-    cache: Any
-    mask: torch.Tensor  # (rows, cached + 1), left-padded
-    last: torch.Tensor  # (rows, 1): the position of each row's last cached token
-    next_ids: torch.Tensor  # (rows, 1)
-    padded: bool  # whether the mask is passed (as transformers does: not when nothing was padded)
-
-    def keep(self, keep: list[int]) -> _Batch | None:
-        """Only the rows at ``keep`` (positions in ``live``); None when none is left."""
-        if not keep:
-            return None
-        if len(keep) < len(self.live):
-            index = torch.tensor(keep, dtype=torch.long, device=self.mask.device)
-            select_rows(self.cache, index)
-            self.mask, self.last, self.next_ids = self.mask[index], self.last[index], self.next_ids[index]
-            self.live = [self.live[at] for at in keep]
-        return self
-
-    def mergeable(self) -> bool:
-        """Whether other rows can join this cache: plain dynamic layers, all filled, holding exactly the
-        columns the mask describes (no sliding windows, no virtual tokens of prompt-based adapters)."""
-        from transformers.cache_utils import DynamicLayer
-
-        layers = getattr(self.cache, "layers", None)
-        return (
-            bool(layers)
-            and all(type(layer) is DynamicLayer and layer.is_initialized for layer in layers)
-            and self.cache.get_seq_length() == self.mask.shape[1] - 1
-        )
-
-    def merge(self, other: _Batch) -> _Batch:
-        """This batch with ``other``'s rows appended; the shorter one is left-padded (zeros under a zero mask)."""
-        width = max(self.mask.shape[1], other.mask.shape[1])
-        mine, theirs = width - self.mask.shape[1], width - other.mask.shape[1]
-        for a, b in zip(self.cache.layers, other.cache.layers, strict=True):
-            a.keys = torch.cat([pad_left(a.keys, mine, dim=-2), pad_left(b.keys, theirs, dim=-2)])
-            a.values = torch.cat([pad_left(a.values, mine, dim=-2), pad_left(b.values, theirs, dim=-2)])
-        self.mask = torch.cat([pad_left(self.mask, mine, dim=1), pad_left(other.mask, theirs, dim=1)])
-        self.last = torch.cat([self.last, other.last])
-        self.next_ids = torch.cat([self.next_ids, other.next_ids])
-        self.live = self.live + other.live
-        self.padded = self.padded or other.padded or mine > 0 or theirs > 0
-        return self
-
-
 class _Decoder:
     """One :func:`decode` call: the model's calling conventions, the rows' states and generators."""
 
@@ -270,16 +218,17 @@ class _Decoder:
         self,
         model: Any,
         rows: Sequence[Row],
-        states: Sequence[_RowState],
+        new_state: Callable[[Row], _RowState],
         pad_id: int,
         on_finish: Callable[[int, Decoded], None] | None,
     ) -> None:
         self.model = model
-        self.rows = rows
-        self.states = states
+        self.rows = list(rows)
+        self.new_state = new_state
+        self.states = [new_state(r) for r in rows]
         self.pad_id = int(pad_id)
         self.on_finish = on_finish
-        self.names = route_names(model, rows)
+        self.names = route_names(model, self.rows)
         self.device = _device(model)
         self.generators = generators([r.sampling for r in rows], self.device)
         params = forward_parameters(model)
@@ -302,7 +251,7 @@ class _Decoder:
         output = self.model(**inputs)
         return output.logits[:, -1, :].float(), returned_cache(output, cache)  # (rows, vocab)
 
-    def _advance(self, batch: _Batch, logits: torch.Tensor) -> _Batch | None:
+    def _advance(self, batch: RunningBatch, logits: torch.Tensor) -> RunningBatch | None:
         """Choose each row's next token, let the rows take it, and drop the rows that ended."""
         live = batch.live
         tokens = choose(logits, [self.states[i].row.sampling for i in live], [self.generators[i] for i in live])
@@ -318,7 +267,7 @@ class _Decoder:
             kept.mask = torch.cat([kept.mask, kept.mask.new_ones((len(kept.live), 1))], dim=1)
         return kept
 
-    def prefill(self, indices: list[int]) -> _Batch | None:
+    def prefill(self, indices: list[int]) -> RunningBatch | None:
         """The prompts of ``indices``, left-padded, through one forward pass, and their first tokens."""
         prompts = [self.rows[i].prompt_ids for i in indices]
         width = max(len(p) for p in prompts)
@@ -331,10 +280,10 @@ class _Decoder:
         positions = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 0)  # (rows, width): a row's own positions
         padded = not bool(mask.all())  # as transformers does, no mask at all when nothing is padded
         logits, cache = self._forward(indices, ids, mask if padded else None, positions, new_cache(self.model))
-        batch = _Batch(list(indices), cache, mask, positions[:, -1:], ids[:, -1:], padded)
+        batch = RunningBatch(list(indices), cache, mask, positions[:, -1:], ids[:, -1:], padded)
         return self._advance(batch, logits)
 
-    def step(self, batch: _Batch) -> _Batch | None:
+    def step(self, batch: RunningBatch) -> RunningBatch | None:
         """One new token for every row of ``batch``."""
         positions = batch.last + 1
         logits, batch.cache = self._forward(
@@ -343,13 +292,30 @@ class _Decoder:
         batch.last = positions
         return self._advance(batch, logits)
 
-    def run(self, max_batch: int) -> None:
+    def add(self, rows: Sequence[Row]) -> list[int]:
+        """Rows that arrive while decoding runs: their indices (after every earlier row's)."""
+        start = len(self.rows)
+        self.rows.extend(rows)
+        self.states.extend(self.new_state(r) for r in rows)
+        self.generators.extend(generators([r.sampling for r in rows], self.device))
+        if self.names is not None or any(r.adapter is not None for r in rows):
+            self.names = route_names(self.model, self.rows)
+        return list(range(start, len(self.rows)))
+
+    def run(self, max_batch: int, more: Callable[[int], Sequence[Row]] | None = None) -> None:
         """Every row, at most ``max_batch`` at a time: rows waiting join the running batch (refill) as soon as
-        a few places are free, when its cache allows it, else when it has finished."""
+        a few places are free, when its cache allows it, else when it has finished. ``more(free)``, polled
+        before every step, hands over up to ``free`` rows that arrived since (continuous batching)."""
         pending = deque(range(len(self.rows)))
         refill_at = max(1, max_batch // 8)  # admit rows a few at a time: fewer, larger prefills
-        batch: _Batch | None = None
-        while pending or batch is not None:
+        batch: RunningBatch | None = None
+        while True:
+            if more is not None:
+                free = max_batch - (len(batch.live) if batch is not None else 0) - len(pending)
+                if free > 0:
+                    pending.extend(self.add(more(free)))
+            if not pending and batch is None:
+                return
             room = max_batch - (len(batch.live) if batch is not None else 0)
             if pending and (batch is None or (room >= refill_at and batch.mergeable())):
                 joining = self.prefill([pending.popleft() for _ in range(min(room, len(pending)))])
@@ -374,6 +340,7 @@ def decode(
     skip_special_tokens: bool = True,
     max_batch: int | None = None,
     on_finish: Callable[[int, Decoded], None] | None = None,
+    more: Callable[[int], Sequence[Row]] | None = None,
 ) -> list[Decoded]:
     """Continue every row; results in the order of ``rows``.
 
@@ -385,15 +352,18 @@ def decode(
     ``eos_ids``: the tokens that end a row (with ``stop_at_eos``; without it every row runs its full budget and
     EOS tokens are kept). ``pad_id``: the id left padding uses (the attention mask hides it).
     ``skip_special_tokens``: how the text is decoded from the tokens. ``on_finish(index, result)``: called as
-    each row ends.
+    each row ends. ``more(free)``: polled before every step while fewer than ``max_batch`` rows run, returns up
+    to ``free`` rows that arrived since; they join the running batch (continuous batching, for a server), their
+    indices and results following the earlier rows'.
     """
     if not rows:
         return []
     if max_batch is not None and (not isinstance(max_batch, int) or isinstance(max_batch, bool) or max_batch < 1):
         raise ConfigError(f"decoding: max_batch must be an integer >= 1 or None, got {max_batch!r}")
     ends = frozenset(int(e) for e in eos_ids) if stop_at_eos else frozenset()
-    states = [_RowState(r, tokenizer, ends, skip_special_tokens) for r in rows]
-    decoder = _Decoder(model, rows, states, pad_id, on_finish)
+    if more is not None and max_batch is None:
+        raise ConfigError("decoding: rows that arrive while decoding runs (more=) need max_batch")
+    decoder = _Decoder(model, rows, lambda r: _RowState(r, tokenizer, ends, skip_special_tokens), pad_id, on_finish)
     with evaluating(model):
-        decoder.run(max_batch or len(rows))
-    return [s.result() for s in states]
+        decoder.run(max_batch or len(rows), more)
+    return [s.result() for s in decoder.states]

@@ -4,7 +4,8 @@ Handler threads :meth:`Scheduler.submit` a :class:`Job` and read its ``events`` 
 takes the oldest pending job, waits up to ``batch_wait_ms`` from that job's arrival for more (up to
 ``max_batch_size``), and decodes them as one batch with ``llm_adapters_eval.decoding.decode``: each row runs its
 own adapter through per-row routing (``adapter_names``; the base is ``__base__`` when other rows use adapters),
-finished rows leave the batch at each step. Jobs that arrive while a batch runs wait for the next one.
+finished rows leave the batch at each step, and jobs that arrive while a batch runs join it between two steps
+as places free up (continuous batching), up to ``max_batch_size`` rows at a time.
 
 Events on a job's queue: ``("token", piece)`` for each newly final piece of text (streaming jobs only), then
 ``("done", Finished)`` or ``("error", APIError)``.
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import APIError, server_error
-from .host import BASE_ROUTE, ModelHost
+from .host import ModelHost
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,8 @@ class Job:
 
 @dataclass(frozen=True)
 class BatchRecord:
-    """What one batch held: its size, each row's route (None: base) and how long it took."""
+    """What one decoding run held: how many requests (those it started with and those that joined it), each
+    one's route (None: base) and how long the run took."""
 
     size: int
     routes: tuple[str | None, ...]
@@ -79,6 +81,7 @@ class Scheduler:
         self._pending: deque[Job] = deque()
         self._cond = threading.Condition()
         self._closing = False
+        self._busy = False
         self._thread = threading.Thread(target=self._loop, name="llm-adapters-serve-scheduler", daemon=True)
 
     def start(self) -> Scheduler:
@@ -131,39 +134,79 @@ class Scheduler:
                     batch.append(job)
             return batch
 
+    def idle(self) -> bool:
+        """Whether nothing is pending or decoding (a run's record is in ``history`` once it is idle)."""
+        with self._cond:
+            return not self._pending and not self._busy
+
     def _loop(self) -> None:
         while True:
             batch = self._next_batch()
             if batch is None:
                 return
             if batch:
-                self.run_batch(batch)
+                self._busy = True
+                try:
+                    self.run_batch(batch)
+                finally:
+                    self._busy = False
+
+    def _arrived(self, free: int) -> list[Job]:
+        """Up to ``free`` jobs that arrived while a batch runs (they join it), without waiting."""
+        with self._cond:
+            taken: list[Job] = []
+            while self._pending and len(taken) < free and not self._closing:
+                job = self._pending.popleft()
+                if not job.cancelled.is_set():
+                    taken.append(job)
+            return taken
 
     def run_batch(self, jobs: list[Job]) -> None:
-        """Decode ``jobs`` as one batch and hand each its events (called on the scheduler's thread)."""
+        """Decode ``jobs`` as one batch, with the jobs that arrive meanwhile joining it (continuous batching),
+        and hand each its events (called on the scheduler's thread)."""
         from llm_adapters_eval.decoding import Row, Sampling, decode
 
-        routed = any(job.adapter is not None for job in jobs)
+        jobs = list(jobs)
         ends = frozenset(self.host.eos_ids)
-        progress = [_Progress(job, ends) for job in jobs]
-        rows = []
-        for job, watch in zip(jobs, progress, strict=True):
-            s = job.sampling
-            rows.append(
-                Row(
-                    prompt_ids=job.prompt_ids,
-                    max_new_tokens=job.max_new_tokens,
-                    sampling=Sampling(
-                        temperature=s.temperature, top_p=s.top_p, top_k=s.top_k, seed=s.seed, stop=s.stop
-                    ),
-                    adapter=(job.adapter or BASE_ROUTE) if routed else None,
-                    on_token=watch.on_token,
+        progress: list[_Progress] = []
+
+        def rows_of(new: list[Job]) -> list[Row]:
+            rows = []
+            for job in new:
+                watch = _Progress(job, ends)
+                progress.append(watch)
+                s = job.sampling
+                rows.append(
+                    Row(
+                        prompt_ids=job.prompt_ids,
+                        max_new_tokens=job.max_new_tokens,
+                        sampling=Sampling(
+                            temperature=s.temperature, top_p=s.top_p, top_k=s.top_k, seed=s.seed, stop=s.stop
+                        ),
+                        # no adapter is ever active here: a row without one runs the base (decoding routes it
+                        # to the base by name as soon as any row of the batch names an adapter)
+                        adapter=job.adapter,
+                        on_token=watch.on_token,
+                    )
                 )
-            )
+            return rows
+
+        def more(free: int) -> list[Row]:
+            new = self._arrived(free)
+            jobs.extend(new)
+            return rows_of(new)
+
+        rows = rows_of(jobs)
         start = time.perf_counter()
         try:
             results = decode(
-                self.host.model, self.host.tokenizer, rows, eos_ids=self.host.eos_ids, pad_id=self.host.pad_id
+                self.host.model,
+                self.host.tokenizer,
+                rows,
+                eos_ids=self.host.eos_ids,
+                pad_id=self.host.pad_id,
+                max_batch=self.max_batch_size,
+                more=more,
             )
         except Exception as exc:  # every unfinished row of the batch fails alike; the log keeps the traceback
             log.exception("a batch of %d request(s) failed", len(jobs))
