@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from llm_adapters.cli_options import device_map_option, dtype_option, quantize_option
+
 
 @click.command("evaluate")
 @click.option(
@@ -82,24 +84,9 @@ import click
 @click.option("--max-new-tokens", type=int, default=None, help="Generation budget (default: 256 math, 32 commonsense).")
 @click.option("--stop-at-eos/--no-stop-at-eos", default=None, help="Stop at the end-of-sequence token.")
 @click.option("--template", default=None, help="Prompt template (default: the training default, alpaca).")
-@click.option(
-    "--dtype",
-    type=click.Choice(["auto", "float32", "bfloat16", "float16"]),
-    default=None,
-    help="Weights dtype (auto: float32 on CPU).",
-)
-@click.option(
-    "--quantize",
-    type=click.Choice(["8bit", "4bit"]),
-    default=None,
-    help="Load the base model quantized by bitsandbytes (8bit, or 4bit NF4); needs the [quant] extra.",
-)
-@click.option(
-    "--device-map",
-    type=click.Choice(["auto", "balanced", "sequential"]),
-    default=None,
-    help="Spread the base model's layers over this machine's GPUs.",
-)
+@dtype_option(default=None, help="Weights dtype (auto: float32 on CPU).")
+@quantize_option()
+@device_map_option()
 @click.option("--progress/--no-progress", default=None, help="Progress bars on stderr (default: on).")
 def command(config_file: str | None, **flags: object) -> None:
     """Evaluate a model and adapters on tasks; write summary.json, one JSONL file per task, a markdown

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from llm_adapters.cli_options import device_map_option, dtype_option, quantize_option
+
 
 @click.command("generate")
 @click.argument("prompt", required=False)
@@ -70,25 +72,9 @@ import click
     multiple=True,
     help="Stop the answer where this text appears; the text is cut before it (repeatable).",
 )
-@click.option(
-    "--dtype",
-    type=click.Choice(["auto", "float32", "bfloat16", "float16"]),
-    default="auto",
-    show_default=True,
-    help="Weights dtype.",
-)
-@click.option(
-    "--quantize",
-    type=click.Choice(["8bit", "4bit"]),
-    default=None,
-    help="Load the base model quantized by bitsandbytes (8bit, or 4bit NF4); needs the [quant] extra.",
-)
-@click.option(
-    "--device-map",
-    type=click.Choice(["auto", "balanced", "sequential"]),
-    default=None,
-    help="Spread the base model's layers over this machine's GPUs.",
-)
+@dtype_option()
+@quantize_option()
+@device_map_option()
 def command(
     prompt: str | None,
     model: str | None,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from llm_adapters.cli_options import dtype_option, quantize_option
+
 
 @click.command("serve")
 @click.option(
@@ -28,19 +30,8 @@ import click
     default=None,
     help="Prompt template for /v1/chat/completions (default: the tokenizer's chat template, else alpaca).",
 )
-@click.option(
-    "--dtype",
-    type=click.Choice(["auto", "float32", "bfloat16", "float16"]),
-    default="auto",
-    show_default=True,
-    help="Weights dtype.",
-)
-@click.option(
-    "--quantize",
-    type=click.Choice(["8bit", "4bit"]),
-    default=None,
-    help="Load the base model quantized with bitsandbytes (needs a CUDA GPU).",
-)
+@dtype_option()
+@quantize_option()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (loopback by default).")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="TCP port (0: any).")
 @click.option(
