@@ -140,11 +140,15 @@ def read_tensors(weights: Path, d: Path) -> dict[str, torch.Tensor]:
     """PEFT's tensor file, with our extra tensors (see the module doc) when the directory holds them."""
     if not weights.is_file():
         raise AdapterFileError(f"{d}: {weights.name} is missing")
-    tensors = _read(weights)
+    return {**_read(weights), **extra_tensors(d)}
+
+
+def extra_tensors(d: Path) -> dict[str, torch.Tensor]:
+    """Our extra tensors of the directory ``d`` (see the module doc); none when it holds no extra file."""
     extra = d / EXTRA_WEIGHTS_NAME
-    if extra.is_file():
-        tensors.update({k: v for k, v in _read(extra).items() if k.startswith(EXTRA_PREFIX)})
-    return tensors
+    if not extra.is_file():
+        return {}
+    return {k: v for k, v in _read(extra).items() if k.startswith(EXTRA_PREFIX)}
 
 
 def _read(path: Path) -> dict[str, torch.Tensor]:
@@ -227,7 +231,5 @@ def peft_weights_for(model: nn.Module, name: str, d: Path, tensors: dict[str, to
     rec = _state(model).records.get(name)
     if rec is None:
         return tensors
-    extra = d / EXTRA_WEIGHTS_NAME
-    if extra.is_file():
-        tensors = {**tensors, **{k: v for k, v in _read(extra).items() if k.startswith(EXTRA_PREFIX)}}
+    tensors = {**tensors, **extra_tensors(d)}
     return to_file_keys(rec.adapter_type, meta, tensors, model, d / "adapter_model.safetensors")[1]
