@@ -35,7 +35,9 @@ def test_masks_are_fresh_shaped_like_the_input_and_seeded() -> None:
     b = drop.mask(x)
     torch.manual_seed(3)
     c = drop.mask(x)
-    assert a.shape == x.shape and a.dtype == torch.bool
+    assert a.shape == x.shape and a.dtype == x.dtype
+    assert set(a.unique().tolist()) == {0.0, 1.0}  # a 0 / 1 keep-mask of the input's dtype
+    assert drop.mask(x.to(torch.bfloat16)).dtype == torch.bfloat16
     assert not torch.equal(a, b) and torch.equal(a, c)
     # each element independent: neighbouring 16-bit lanes of one 64-bit draw do not agree more than chance
     big = drop.mask(torch.ones(4 * 50_000)).view(-1, 4).float()

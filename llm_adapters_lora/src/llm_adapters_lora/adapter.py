@@ -57,12 +57,12 @@ class LoRA(AdapterType):
         else:
             layer = LoRALayer(d_in, d_out, config.r, config.scale, config.dropout)
         key = shared_input(site)
-        if layer.dropout is not None and key is not None:  # one dropout mask per input this adapter reads
-            from .layers import SharedDropout
+        if key is not None:  # one dropout mask and one down-projection per input this adapter reads
+            from .layers import SharedInput
 
-            group = self.__dict__.setdefault("_shared_dropout", {}).setdefault(key, SharedDropout())
-            group.members += 1
-            layer.shared_dropout = group
+            group = self.__dict__.setdefault("_shared_inputs", {}).setdefault(key, SharedInput())
+            group.members.append(layer)
+            layer.shared_input = group
         return layer
 
     def to_peft(  # type: ignore[override]

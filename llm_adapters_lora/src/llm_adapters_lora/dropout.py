@@ -4,8 +4,10 @@
 LoRA branch at small ranks (with dropout 0.05 on q, k, v, up and down it is a third of LoRA's training
 overhead on SmolLM2-135M). Here one 64-bit draw gives four 16-bit uniforms, and an element is kept when its
 uniform is at least ``t = round(p * 2**16)``: the keep probability is ``1 - t / 2**16`` exactly, within
-``2**-17`` of ``1 - p``, and the kept elements are scaled by its inverse, so the branch stays unbiased. The
-scale is not applied here: :meth:`BranchDropout.forward` returns it, and the caller folds it into the
+``2**-17`` of ``1 - p``, and the kept elements are scaled by its inverse, so the branch stays unbiased. The keep-mask
+is written by the comparison straight into a 0 / 1 tensor of the input's dtype, so that forward and backward
+multiply by it as floats (a boolean mask would be converted on each use, and costs several times as much).
+The scale is not applied here: :meth:`BranchDropout.forward` returns it, and the caller folds it into the
 branch's own scale on the rank-r side, which costs nothing. Off the CPU, ``torch.nn.functional.dropout``
 (fused on accelerators) is used as is. Random numbers come from torch's default generator, so
 ``torch.manual_seed`` makes runs repeatable.
@@ -44,14 +46,15 @@ class BranchDropout(nn.Module):
         return x * self.mask(x), 1.0 / self.keep
 
     def mask(self, x: torch.Tensor) -> torch.Tensor:
-        """A boolean keep-mask shaped like ``x``: each element True with probability ``self.keep``."""
+        """A keep-mask shaped like ``x``, of its dtype: each element 1 with probability ``self.keep``, else 0."""
         n = x.numel()
         words = torch.empty((n + 3) // 4, dtype=torch.int64, device=x.device)
         words.random_(-(2**63), 2**63 - 1)  # 64 random bits per word
         u16 = words.view(torch.int16)  # (4 * words,): uniform on [-2**15, 2**15)
         if u16.numel() != n:
             u16 = u16[:n]
-        return u16.view(x.shape) >= self.threshold - (1 << 15)
+        keep = torch.empty(x.shape, dtype=x.dtype, device=x.device)
+        return torch.ge(u16.view(x.shape), self.threshold - (1 << 15), out=keep)  # 1. where kept
 
     def extra_repr(self) -> str:
         return f"p={self.p:g}"

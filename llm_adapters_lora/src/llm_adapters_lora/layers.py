@@ -40,44 +40,88 @@ from llm_adapters import AdapterLayer
 from .dropout import BranchDropout
 
 
-class SharedDropout:
-    """One dropout mask for the LoRA layers of one adapter that read the same input (q, k and v of one
-    attention; gate and up of one MLP; the parts of one fused projection): the first of them to run in a
-    forward draws the mask, the others reuse the masked input. Each branch still sees inverted dropout of its
-    input with probability ``p`` (the expectation is unchanged); the branches of one input are dropped alike,
-    which saves drawing and applying the mask again (about a third of LoRA's dropout cost on LLaMA-style
-    models at q, k, v, up, down). An input is recognised by identity (the same tensor object, unmodified);
-    anything else (a row subset under per-row routing, a cast input) simply draws its own mask.
+class SharedInput:
+    """The LoRA layers of one adapter that read one input: q, k and v of an attention; gate and up of an MLP; the
+    parts of a fused projection. In a forward, the first of them to run for an input does the work they share,
+    and the others take their part of it:
+
+    * one dropout mask: each branch still sees inverted dropout of its input with probability ``p`` (the
+      expectation is unchanged); the branches of one input are dropped alike;
+    * one product for their down-projections (LoRA layers on the fused path, :meth:`LoRALayer.add_delta`)::
+
+          [h_1 | ... | h_k] = drop(x) [A_1; ...; A_k]^T        x: (N, d_in), A_i: (r_i, d_in), h_i: (N, r_i)
+
+      which is ``h_i = A_i drop(x)`` for each member, in one matrix product instead of k; backward, the input's
+      gradient is one product ``[dh_1 | ... | dh_k] [A_1; ...; A_k]`` instead of k products and k - 1 sums.
+
+    An input is recognised by identity (the same tensor object, unmodified since: its version counter). Anything
+    else (a row subset under per-row routing, a cast input, a tensor without a version counter) is computed by
+    the layer alone. The group holds the input only until every member has taken its part.
     """
 
     def __init__(self) -> None:
-        self.members = 0
+        self.members: list[LoRALayer] = []
         self._clear()
 
     def _clear(self) -> None:
         self._x: torch.Tensor | None = None
         self._version = -1
-        self._out: tuple[torch.Tensor, float] | None = None
+        self._dropped: tuple[torch.Tensor, float] | None = None
+        self._down: dict[int, torch.Tensor] | None = None  # id(member) -> h_i
         self._served: set[int] = set()
 
-    def __call__(self, layer: LoRALayer, x: torch.Tensor) -> tuple[torch.Tensor, float]:
-        dropout = layer.dropout
-        assert dropout is not None
-        if self.members < 2 or not dropout.training:
-            return dropout(x)
+    def _version_of(self, x: torch.Tensor) -> int | None:
         try:
-            version = x._version
+            return x._version
         except RuntimeError:  # inference tensors keep no version counter
-            return dropout(x)
-        if self._x is x and self._version == version and id(layer) not in self._served and self._out is not None:
-            out = self._out
-            self._served.add(id(layer))
-            if len(self._served) >= self.members:
-                self._clear()  # every member served: hold no activation past this forward
-            return out
-        out = dropout(x)
-        self._x, self._version, self._out, self._served = x, version, out, {id(layer)}
+            return None
+
+    def _entry(self, layer: LoRALayer, x: torch.Tensor) -> bool:
+        """Make the cache hold ``x``; True when ``layer`` may take its part from it (False: compute alone)."""
+        if len(self.members) < 2:
+            return False
+        version = self._version_of(x)
+        if version is None:
+            return False
+        if self._x is x and self._version == version and id(layer) not in self._served:
+            return True
+        self._clear()
+        self._x, self._version = x, version
+        return True
+
+    def _serve(self, layer: LoRALayer) -> None:
+        self._served.add(id(layer))
+        if len(self._served) >= len(self.members):
+            self._clear()  # every member served: hold no activation past this forward
+
+    def dropped(self, layer: LoRALayer, x: torch.Tensor) -> tuple[torch.Tensor, float]:
+        """``layer``'s ``(drop(x) / factor, factor)``, drawn once for the group."""
+        dropout = layer.dropout
+        if dropout is None or not dropout.training or not self._entry(layer, x):
+            return layer.dropped_alone(x)
+        if self._dropped is None:
+            self._dropped = dropout(x)
+        out = self._dropped
+        self._serve(layer)
         return out
+
+    def down(self, layer: LoRALayer, x: torch.Tensor) -> tuple[torch.Tensor, float]:
+        """``(A drop(x) / factor, factor)`` for ``layer``: the down-projections of all members in one product."""
+        if not self._entry(layer, x) or any(m.lora_A.dtype != x.dtype for m in self.members):
+            xd, factor = layer.dropped_alone(x)
+            return F.linear(xd, layer.lora_A), factor
+        if self._dropped is None:
+            dropout = layer.dropout
+            self._dropped = dropout(x) if dropout is not None else (x, 1.0)
+        xd, factor = self._dropped
+        if self._down is None:
+            weights = [m.lora_A for m in self.members]  # (r_i, d_in) each
+            h = F.linear(xd, torch.cat(weights))  # (..., sum r_i)
+            parts = h.split([w.shape[0] for w in weights], dim=-1)  # (..., r_i) each
+            self._down = {id(m): part for m, part in zip(self.members, parts, strict=True)}
+        out = self._down[id(layer)]
+        self._serve(layer)
+        return out, factor
 
 
 class LoRALayer(AdapterLayer):
@@ -101,17 +145,21 @@ class LoRALayer(AdapterLayer):
         # nn.Linear's default initialisation, as in the reference system's LoRA
         nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))
         self.dropout = BranchDropout(dropout) if dropout > 0 else None  # None: no work at all at p = 0
-        #: set by the adapter type when other layers of the adapter read the same input (see SharedDropout)
-        self.shared_dropout: SharedDropout | None = None
+        #: set by the adapter type when other layers of the adapter read the same input (see SharedInput)
+        self.shared_input: SharedInput | None = None
 
-    def _dropped(self, x: torch.Tensor) -> tuple[torch.Tensor, float]:
+    def dropped_alone(self, x: torch.Tensor) -> tuple[torch.Tensor, float]:
         """``(drop(x) / factor, factor)``: the input with dropped elements zeroed and the inverted-dropout factor
-        to fold into the scale; ``(x, 1.0)`` without dropout."""
+        to fold into the scale; ``(x, 1.0)`` without dropout. A mask of this layer's own."""
         if self.dropout is None:
             return x, 1.0
-        if self.shared_dropout is not None:
-            return self.shared_dropout(self, x)
         return self.dropout(x)
+
+    def _dropped(self, x: torch.Tensor) -> tuple[torch.Tensor, float]:
+        """:meth:`dropped_alone`, with the mask shared with the layers that read the same input."""
+        if self.shared_input is not None and self.dropout is not None:
+            return self.shared_input.dropped(self, x)
+        return self.dropped_alone(x)
 
     def _branch(self, x: torch.Tensor, scale: float) -> torch.Tensor:
         """``scale * B A x`` for x: (..., d_in) -> (..., d_out); the scale is applied on the rank-r side."""
@@ -124,9 +172,13 @@ class LoRALayer(AdapterLayer):
 
     def add_delta(self, y: torch.Tensor, x: torch.Tensor, base_output: torch.Tensor | None) -> torch.Tensor:
         """``y + s B A drop(x)`` with the addition inside the last product: ``addmm(y, A drop(x), B^T, alpha=s)``
-        saves the separate scaling of ``A x`` and the pass that adds the delta to ``y``."""
-        x, factor = self._dropped(x)
-        h = F.linear(x, self.lora_A)  # (..., r)
+        saves the separate scaling of ``A x`` and the pass that adds the delta to ``y``. ``A drop(x)`` comes from
+        one product for all the layers that read ``x`` (:class:`SharedInput`)."""
+        if self.shared_input is not None:
+            h, factor = self.shared_input.down(self, x)  # (..., r)
+        else:
+            x, factor = self.dropped_alone(x)
+            h = F.linear(x, self.lora_A)  # (..., r)
         d_out = y.shape[-1]
         out = torch.addmm(y.reshape(-1, d_out), h.reshape(-1, h.shape[-1]), self.lora_B.t(), alpha=self.scale * factor)
         return out.view(y.shape)  # (..., d_out)
