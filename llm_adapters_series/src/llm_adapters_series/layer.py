@@ -48,9 +48,10 @@ class SeriesLayer(AdapterLayer):
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         # h: (..., d)
         z = self.up(self.act(self.down(self.dropout(h))))  # (..., m) -> (..., d)
+        if self.scale is None:
+            return torch.add(h, z, alpha=self.scaling)  # h + s z in one pass
         # the learned scale follows the activations' dtype so that it never promotes half precision
-        s = self.scale.to(z.dtype) if self.scale is not None else self.scaling
-        return h + s * z
+        return h + self.scale.to(z.dtype) * z
 
     def extra_repr(self) -> str:
         return f"scaling={'learned' if self.learned else self.scaling}"
