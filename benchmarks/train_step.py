@@ -17,9 +17,10 @@ would cost if every extra FLOP ran at the floor's speed, so ``x floor`` over it 
 arithmetic. ``--targets`` prints whether the performance targets hold (see benchmarks/README.md) and
 ``--memory`` measures each variant's peak memory growth during a step in a fresh process of its own.
 
-A step is forward, backward and (for adapters) an AdamW step. Every variant shares the same frozen base
-tensors. After a warm-up, steps run in rounds that visit every variant in a rotating order, so that load on
-the machine falls on all variants alike; the figure per variant is the median over rounds. Printed: median
+A step is forward, backward and (for adapters) a step of fused AdamW (the Trainer's default). Every variant
+shares the same frozen base tensors. After a warm-up, steps run in rounds that visit every variant in a rotating
+order, so that load on the machine falls on all variants alike; the figure per variant is the median over rounds,
+and each ratio the median over rounds of the two variants' ratio in that round. Printed: median
 seconds per step, tokens per second, the ratio to the floor, and our LoRA's ratio to PEFT's at the same
 setting (<= 1.0: ours is no slower).
 
@@ -180,7 +181,8 @@ def build_variants(base: nn.Module, names: list[str]) -> tuple[list[Variant], li
         model = build()
         model.train()
         params = [p for p in model.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(params, lr=1e-4) if params else None
+        # fused AdamW: what `llm-adapters train` runs (the Trainer's default optimizer, "adamw_torch_fused")
+        optimizer = torch.optim.AdamW(params, lr=1e-4, fused=True) if params else None
         variants.append(Variant(name, what, model, optimizer, sum(p.numel() for p in params)))
     return variants, notes
 
@@ -273,6 +275,13 @@ def report(
 ) -> dict[str, Any]:
     med = {v.name: statistics.median(v.times) for v in variants}
     floor = med.get("floor")
+    times = {v.name: v.times for v in variants}
+
+    def paired(a: str, b: str) -> float:
+        """The median over rounds of ``a``'s time over ``b``'s in the same round: load that drifts from round to
+        round (on a shared machine it moves every step by 10-30%) falls on both sides of each ratio."""
+        return statistics.median(x / y for x, y in zip(times[a], times[b], strict=True))
+
     flops, memory = flops or {}, memory or {}
     rows = []
     for v in variants:
@@ -284,8 +293,9 @@ def report(
                 "trainable": v.trainable,
                 "median_s": med[v.name],
                 "min_s": min(v.times),
+                "times_s": list(v.times),  # one per round, in round order
                 "tokens_per_s": BATCH * SEQ / med[v.name],
-                "ratio_to_floor": med[v.name] / floor if floor else None,
+                "ratio_to_floor": paired(v.name, "floor") if floor else None,
                 "flops_ratio_to_floor": share,
                 "peak_memory_growth_bytes": memory.get(v.name),
             }
@@ -294,7 +304,7 @@ def report(
     for ours_name in ("lora-r32", "lora-r8", "lora-r8-qv"):
         theirs = f"peft-{ours_name}"
         if ours_name in med and theirs in med:
-            pairs[f"{ours_name} / {theirs}"] = med[ours_name] / med[theirs]
+            pairs[f"{ours_name} / {theirs}"] = paired(ours_name, theirs)
     targets = []
     by_name = {r["variant"]: r for r in rows}
     for name, (most_floor, most_arith, most_peft) in TARGETS.items():
@@ -332,7 +342,7 @@ def print_report(result: dict[str, Any]) -> None:
     print(
         f"train step, {result['model']}, batch {result['batch'][0]} x {result['batch'][1]} tokens, "
         f"{result['dtype']}, {result['threads']} threads, median of {result['steps']} steps after "
-        f"{result['warmup']} warm-up"
+        f"{result['warmup']} warm-up; ratios are medians of same-round ratios"
     )
     print(
         f"{'variant':<16} {'trainable':>12} {'s/step':>9} {'tokens/s':>9} {'x floor':>8} {'flops x':>8} "

@@ -22,3 +22,16 @@ def test_one_round_reports_every_command_against_python(tmp_path: Path, capsys) 
     assert rows["help"]["target"] == 0.5 and rows["plugins"]["target"] == 2.0
     printed = capsys.readouterr().out
     assert "help" in printed and "plugins" in printed
+
+
+def test_the_load_is_timed_over_the_same_imports_in_a_bare_process() -> None:
+    spec = importlib.util.spec_from_file_location("startup_benchmark", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert list(bench.commands()) == ["python -c pass", "help", "plugins"]  # no model unless asked
+    cmds = bench.commands("smollm2-135m")
+    imports, load = cmds["imports"][-1], cmds["load"][-1]
+    assert "llm_adapters" not in imports and load.startswith(imports + "; ")
+    assert load.endswith("la.load_model('smollm2-135m')")
+    assert bench.TARGETS["load"] == 3.0
