@@ -145,6 +145,11 @@ def build_variants(base: nn.Module, names: list[str]) -> tuple[list[Variant], li
             lambda: ours(base, {"type": "lora", "r": 32, "alpha": 64, "dropout": 0.05, "target_modules": BEST}),
         ),
         "peft-lora-r32": ("PEFT LoRA, same setting", "peft", lambda: peft_lora(base, 32, 64)),
+        "lora-r32-p0": (
+            "our LoRA r=32 as lora-r32, without dropout (what the dropout costs)",
+            "lora",
+            lambda: ours(base, {"type": "lora", "r": 32, "alpha": 64, "dropout": 0.0, "target_modules": BEST}),
+        ),
         "lora-r8": (
             "our LoRA r=8 alpha=16 on q,k,v,up,down",
             "lora",
