@@ -107,19 +107,21 @@ class SharedInput:
 
     def down(self, layer: LoRALayer, x: torch.Tensor) -> tuple[torch.Tensor, float]:
         """``(A drop(x) / factor, factor)`` for ``layer``: the down-projections of all members in one product."""
-        if not self._entry(layer, x) or any(m.lora_A.dtype != x.dtype for m in self.members):
-            xd, factor = layer.dropped_alone(x)
-            return F.linear(xd, layer.lora_A), factor
+        if not self._entry(layer, x):
+            return layer.down_alone(x)
         if self._dropped is None:
-            dropout = layer.dropout
-            self._dropped = dropout(x) if dropout is not None else (x, 1.0)
+            self._dropped = layer.dropped_alone(x)
         xd, factor = self._dropped
         if self._down is None:
             weights = [m.lora_A for m in self.members]  # (r_i, d_in) each
-            h = F.linear(xd, torch.cat(weights))  # (..., sum r_i)
-            parts = h.split([w.shape[0] for w in weights], dim=-1)  # (..., r_i) each
-            self._down = {id(m): part for m, part in zip(self.members, parts, strict=True)}
-        out = self._down[id(layer)]
+            self._down = {}  # members of mixed dtypes: each its own product below
+            if all(w.dtype == xd.dtype for w in weights):
+                h = F.linear(xd, torch.cat(weights))  # (..., sum r_i)
+                parts = h.split([w.shape[0] for w in weights], dim=-1)  # (..., r_i) each
+                self._down = {id(m): part for m, part in zip(self.members, parts, strict=True)}
+        out = self._down.get(id(layer))
+        if out is None:
+            out = F.linear(xd, layer.lora_A)
         self._serve(layer)
         return out, factor
 
@@ -155,6 +157,11 @@ class LoRALayer(AdapterLayer):
             return x, 1.0
         return self.dropout(x)
 
+    def down_alone(self, x: torch.Tensor) -> tuple[torch.Tensor, float]:
+        """``(A drop(x) / factor, factor)`` with a mask of this layer's own: (..., r)."""
+        xd, factor = self.dropped_alone(x)
+        return F.linear(xd, self.lora_A), factor
+
     def _dropped(self, x: torch.Tensor) -> tuple[torch.Tensor, float]:
         """:meth:`dropped_alone`, with the mask shared with the layers that read the same input."""
         if self.shared_input is not None and self.dropout is not None:
@@ -177,8 +184,7 @@ class LoRALayer(AdapterLayer):
         if self.shared_input is not None:
             h, factor = self.shared_input.down(self, x)  # (..., r)
         else:
-            x, factor = self.dropped_alone(x)
-            h = F.linear(x, self.lora_A)  # (..., r)
+            h, factor = self.down_alone(x)  # (..., r)
         d_out = y.shape[-1]
         out = torch.addmm(y.reshape(-1, d_out), h.reshape(-1, h.shape[-1]), self.lora_B.t(), alpha=self.scale * factor)
         return out.view(y.shape)  # (..., d_out)
